@@ -1,0 +1,115 @@
+# pycell: build, test, install, demo. The only entry point a user needs.
+# `make demo` installs what is missing, builds everything and runs a demo job;
+# `make test` runs the whole suite.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PROFILE ?= minimal
+BUILD   := build
+BIN     := $(BUILD)/bin
+OBJ     := $(BUILD)/obj
+ASANDIR := $(BUILD)/asan
+
+CC      ?= cc
+PKGS    := libseccomp libcap libmnl json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+HARDEN  := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection -fPIE
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := $(WARN) $(CFLAGS) $(HARDEN) $(PKG_CFLAGS) -Iruntime -MMD -MP
+LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# Host-side runtime: every runtime/*.c except the entry point is a library object.
+RT_SRC  := $(filter-out runtime/main.c,$(wildcard runtime/*.c))
+RT_OBJ  := $(RT_SRC:runtime/%.c=$(OBJ)/%.o)
+ASAN_OBJ := $(RT_SRC:runtime/%.c=$(ASANDIR)/obj/%.o)
+INIT_SRC := $(wildcard runtime/init/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BIN)/unit/%)
+PROBE_SRC := $(wildcard tests/probe/*.c)
+
+.PHONY: all deps rootfs demo test test-unit test-integration asan test-asan \
+        install clean format check-format analyze
+all: $(BIN)/pycell $(BIN)/pycell-init $(if $(PROBE_SRC),$(BIN)/pycell-probe)
+
+$(OBJ)/%.o: runtime/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BIN)/pycell: $(OBJ)/main.o $(RT_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $^ -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+# pycell-init runs inside the rootfs, so it never carries sanitizer runtimes.
+$(BIN)/pycell-init: $(INIT_SRC) $(wildcard runtime/init/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(HARDEN) -Iruntime $(INIT_SRC) -o $@ $(LDFLAGS_ALL)
+
+# The probe is static so it runs in any rootfs (tests' ablation mode).
+$(BIN)/pycell-probe: $(PROBE_SRC)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O2 -g -static $(PROBE_SRC) -o $@
+
+$(ASANDIR)/obj/%.o: runtime/%.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -MMD -MP -c $< -o $@
+
+$(ASANDIR)/pycell: $(ASANDIR)/obj/main.o $(ASAN_OBJ)
+	$(CC) $(ASAN_FLAGS) $^ -o $@ $(PKG_LIBS)
+
+asan: $(ASANDIR)/pycell $(BIN)/pycell-init
+
+$(BIN)/unit/%: tests/unit/%.c $(RT_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDFLAGS_ALL) $(PKG_LIBS) $$(pkg-config --libs cmocka)
+
+deps:
+	@tools/install-deps
+
+rootfs:
+	@rootfs/build-rootfs --profile $(PROFILE) --out $(BUILD)/rootfs/$(PROFILE)
+
+demo: deps all rootfs
+	@tools/demo
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# PYCELL_BIN selects the binary under test (make test-asan sets the ASan one).
+test-integration: all rootfs
+	python3 -m pytest -q tests
+
+test: test-unit test-integration
+
+test-asan: asan rootfs
+	PYCELL_BIN=$(CURDIR)/$(ASANDIR)/pycell python3 -m pytest -q tests/integration
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/pycell \
+	        $(DESTDIR)$(PREFIX)/share/pycell/policy/seccomp $(DESTDIR)$(PREFIX)/share/pycell/shim
+	install -m 0755 $(BIN)/pycell $(DESTDIR)$(PREFIX)/bin/pycell
+	install -m 0755 $(BIN)/pycell-init $(DESTDIR)$(PREFIX)/libexec/pycell/pycell-init
+	install -m 0644 policy/*.json $(DESTDIR)$(PREFIX)/share/pycell/policy/
+	install -m 0644 policy/seccomp/*.json $(DESTDIR)$(PREFIX)/share/pycell/policy/seccomp/
+	install -m 0644 runtime/shim/*.py $(DESTDIR)$(PREFIX)/share/pycell/shim/
+	@if [ -d $(BUILD)/rootfs/minimal ]; then \
+	  mkdir -p $(DESTDIR)$(PREFIX)/share/pycell/rootfs && \
+	  cp -a $(BUILD)/rootfs/minimal $(DESTDIR)$(PREFIX)/share/pycell/rootfs/; fi
+
+format:
+	clang-format -i runtime/*.[ch] runtime/init/*.[ch] tests/unit/*.c
+
+check-format:
+	clang-format --dry-run --Werror runtime/*.[ch] runtime/init/*.[ch] tests/unit/*.c
+
+analyze:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Iruntime runtime
+
+clean:
+	rm -rf $(OBJ) $(BIN) $(ASANDIR)
+
+-include $(RT_OBJ:.o=.d) $(OBJ)/main.d $(ASAN_OBJ:.o=.d)

@@ -1,0 +1,41 @@
+/* pycell: run untrusted Python once, in a fresh locked-down sandbox. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "result.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: pycell COMMAND [OPTIONS]\n"
+	      "\n"
+	      "commands:\n"
+	      "  run  [--policy FILE] [--rootfs DIR] [JOB.json|-]   run one JSON job, print one JSON result\n"
+	      "  exec [--policy FILE] [--rootfs DIR] SCRIPT.py|-c CODE\n"
+	      "                                                     run Python, stream its output, exit with its status\n"
+	      "  help                                               this text\n"
+	      "\n"
+	      "exit status of run: 0 job ok, 1 job error (result printed), 2 unusable invocation,\n"
+	      "125 the runtime failed (result printed with INTERNAL_ERROR where possible)\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return PC_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return pc_cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "exec") == 0)
+		return pc_cmd_exec(argc - 1, argv + 1);
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "pycell: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return PC_EXIT_USAGE;
+}

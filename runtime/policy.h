@@ -1,0 +1,37 @@
+/* Policies: limit defaults and maxima, the Python layer's allowlists, the
+ * seccomp list, the rootfs. Loaded, merged (extends, system config) and
+ * checked here; nothing else reads policy JSON. */
+#ifndef PYCELL_POLICY_H
+#define PYCELL_POLICY_H
+
+#include <linux/limits.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "limits.h"
+
+#define PC_SYSTEM_CONFIG "/etc/pycell/config.json"
+
+struct pc_policy {
+	char name[64];
+	char path[PATH_MAX];    /* the file it came from ("" for built-in) */
+	char rootfs[PATH_MAX];  /* profile name or path, as written */
+	char seccomp[PATH_MAX]; /* resolved path of the seccomp list, or "" */
+	char network[16];       /* "none": loopback only */
+	struct pc_limit_range limits[PC_LIM_COUNT];
+	size_t max_code_bytes;
+	size_t max_job_bytes;
+	size_t max_result_bytes;
+	bool python_checks;
+	char *python_json; /* the "python" section, serialized for the shim */
+	char *grantable_json; /* python.grantable_imports as a JSON array */
+};
+
+/* Built-in defaults, then the policy file (following "extends"), then the
+ * optional system config's limit defaults underneath the policy's. */
+int pc_policy_load(struct pc_policy *p, const char *path, const char *system_config, struct pc_error *err);
+void pc_policy_free(struct pc_policy *p);
+
+#endif

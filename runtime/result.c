@@ -1,0 +1,258 @@
+#define _GNU_SOURCE
+#include "result.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "jsonutil.h"
+#include "util.h"
+
+/* When several fire at once, this order decides (DESIGN.md section 3). */
+static const char *const precedence[] = { "SECURITY_ERROR", "MEMORY_LIMIT", "OUTPUT_LIMIT", "DISK_LIMIT",
+					  "TIMEOUT",        "CPU_LIMIT",    "PIDS_LIMIT",   "RUNTIME_ERROR" };
+
+static int rank(const char *code)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(precedence); i++) {
+		if (strcmp(precedence[i], code) == 0)
+			return (int)i;
+	}
+	return (int)ARRAY_SIZE(precedence); /* others only when nothing ranked fired */
+}
+
+char *pc_utf8_sanitize(const char *buf, size_t len, bool *replaced)
+{
+	char *out = malloc(len * 3 + 1), *w = out;
+	size_t i = 0;
+
+	*replaced = false;
+	if (!out)
+		return NULL;
+	while (i < len) {
+		size_t n = 1;
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c >= 0x80) {
+			n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+			if (n == 0 || i + n > len || !pc_utf8_valid(buf + i, n)) {
+				memcpy(w, "\xef\xbf\xbd", 3);
+				w += 3, i++;
+				*replaced = true;
+				continue;
+			}
+		} else if (c == 0) {
+			/* json-c strings are NUL-safe, but callers' parsers often are
+			 * not: keep NUL as the escaped \u0000 json-c writes. */
+		}
+		memcpy(w, buf + i, n);
+		w += n, i += n;
+	}
+	*w = '\0';
+	return out;
+}
+
+static json_object *text(const struct pc_stream *s, bool *replaced)
+{
+	_cleanup_free_ char *t = pc_utf8_sanitize(s->buf ? s->buf : "", s->len, replaced);
+
+	return t ? json_object_new_string(t) : json_object_new_string("");
+}
+
+static json_object *limits_json(const long long *limits)
+{
+	json_object *o = json_object_new_object();
+
+	for (int i = 0; i < PC_LIM_COUNT; i++)
+		json_object_object_add(o, pc_limit_table[i].name, json_object_new_int64(limits[i]));
+	return o;
+}
+
+static json_object *trace_json(const struct pc_run *r)
+{
+	json_object *a = json_object_new_array();
+
+	for (int i = 0; i < r->n_trace; i++) {
+		json_object *t = json_object_new_object();
+		json_object_object_add(t, "phase", json_object_new_string(r->trace[i].phase));
+		json_object_object_add(t, "ok", json_object_new_boolean(r->trace[i].ok));
+		json_object_object_add(t, "ms", json_object_new_double(r->trace[i].ms));
+		json_object_array_add(a, t);
+	}
+	return a;
+}
+
+static json_object *error_obj(const char *code, const char *message, json_object *details)
+{
+	json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_string(code));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_object_add(e, "details", details ? details : json_object_new_object());
+	return e;
+}
+
+struct verdict {
+	const char *code;
+	char message[512];
+	json_object *details; /* owned until handed to error_obj */
+};
+
+static void consider(struct verdict *v, const char *code, const char *msg, json_object *details)
+{
+	if (v->code && rank(v->code) <= rank(code)) {
+		json_object_put(details);
+		return;
+	}
+	json_object_put(v->details);
+	v->code = code;
+	snprintf(v->message, sizeof(v->message), "%s", msg);
+	v->details = details;
+}
+
+/* The shim's report on fd 4: {"ok": true, "result": ...} or
+ * {"ok": false, "error": {"code", "message", "details"}}. */
+static json_object *shim_report(const struct pc_run *r)
+{
+	const char *why;
+	json_object *o;
+
+	if (!r->res.buf || r->res.len == 0)
+		return NULL;
+	o = pc_json_parse(r->res.buf, r->res.len, &why);
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
+}
+
+static const char *shim_code(const char *c)
+{
+	static const char *const allowed[] = { "SECURITY_ERROR", "RUNTIME_ERROR", "RESULT_INVALID", "SYNTAX_ERROR",
+					       "PACKAGE_UNAVAILABLE", "DISK_LIMIT" };
+	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++) {
+		if (c && strcmp(allowed[i], c) == 0)
+			return allowed[i];
+	}
+	return NULL; /* the sandbox does not get to invent codes */
+}
+
+static void classify(const struct pc_run *r, json_object *report, struct verdict *v)
+{
+	json_object *e, *c, *m, *d;
+	char msg[256];
+
+	if (report && json_object_object_get_ex(report, "error", &e) && json_object_is_type(e, json_type_object) &&
+	    json_object_object_get_ex(e, "code", &c) && shim_code(json_object_get_string(c))) {
+		const char *mtxt = json_object_object_get_ex(e, "message", &m) && json_object_is_type(m, json_type_string)
+					   ? json_object_get_string(m)
+					   : "";
+		json_object *dd = json_object_object_get_ex(e, "details", &d) && json_object_is_type(d, json_type_object)
+					  ? json_object_get(d)
+					  : NULL;
+		consider(v, shim_code(json_object_get_string(c)), mtxt, dd);
+	}
+	if (r->pump.output_limit) {
+		snprintf(msg, sizeof(msg), "%s passed its cap; the job was killed at the cap",
+			 r->out.truncated ? "stdout" : "stderr");
+		consider(v, "OUTPUT_LIMIT", msg, NULL);
+	}
+	if (r->pump.result_limit)
+		consider(v, "RESULT_INVALID", "the result is larger than the policy's max_result_bytes", NULL);
+	if (r->pump.timed_out) {
+		snprintf(msg, sizeof(msg), "wall-clock limit of %lld ms reached", r->limits[PC_LIM_WALL_MS]);
+		consider(v, "TIMEOUT", msg, NULL);
+	}
+	if (!v->code && r->have_status && !(WIFEXITED(r->job_status) && WEXITSTATUS(r->job_status) == 0)) {
+		if (WIFSIGNALED(r->job_status))
+			snprintf(msg, sizeof(msg), "the job was killed by signal %d (%s)", WTERMSIG(r->job_status),
+				 strsignal(WTERMSIG(r->job_status)));
+		else
+			snprintf(msg, sizeof(msg), "the job exited with status %d", WEXITSTATUS(r->job_status));
+		consider(v, "RUNTIME_ERROR", msg, NULL);
+	}
+}
+
+static void add_common(json_object *o, const char *id, const char *policy)
+{
+	json_object_object_add(o, "id", id ? json_object_new_string(id) : NULL);
+	json_object_object_add(o, "policy", json_object_new_string(policy));
+}
+
+json_object *pc_result_build(const struct pc_run *r, int *exit_status)
+{
+	json_object *o = json_object_new_object(), *report = NULL, *val = NULL, *metrics;
+	struct verdict v = { 0 };
+	bool rep_out = false, rep_err = false;
+
+	add_common(o, r->job->id, r->policy->name);
+	if (r->setup_failed) {
+		char buf[PC_ERROR_MSG + 128];
+		json_object *d = json_object_new_object();
+		json_object_object_add(d, "errno", json_object_new_int(r->setup_error.errnum));
+		consider(&v, "INTERNAL_ERROR", pc_error_text(&r->setup_error, buf, sizeof(buf)), d);
+	} else {
+		report = shim_report(r);
+		classify(r, report, &v);
+		if (!v.code && report && json_object_object_get_ex(report, "result", &val))
+			val = json_object_get(val);
+	}
+	json_object_object_add(o, "status", json_object_new_string(v.code ? "error" : "ok"));
+	json_object_object_add(o, "error", v.code ? error_obj(v.code, v.message, v.details) : NULL);
+	json_object_object_add(o, "result", val);
+	json_object_object_add(o, "stdout", text(&r->out, &rep_out));
+	json_object_object_add(o, "stderr", text(&r->err, &rep_err));
+	json_object_object_add(o, "stdout_truncated", json_object_new_boolean(r->out.truncated));
+	json_object_object_add(o, "stderr_truncated", json_object_new_boolean(r->err.truncated));
+	json_object_object_add(o, "stdout_replaced", json_object_new_boolean(rep_out));
+	json_object_object_add(o, "stderr_replaced", json_object_new_boolean(rep_err));
+	if (r->have_status && WIFEXITED(r->job_status))
+		json_object_object_add(o, "exit_code", json_object_new_int(WEXITSTATUS(r->job_status)));
+	else
+		json_object_object_add(o, "exit_code", NULL);
+	json_object_object_add(o, "signal", r->have_status && WIFSIGNALED(r->job_status)
+						    ? json_object_new_int(WTERMSIG(r->job_status))
+						    : NULL);
+	json_object_object_add(o, "timed_out", json_object_new_boolean(r->pump.timed_out));
+	json_object_object_add(o, "limits", limits_json(r->limits));
+	metrics = json_object_new_object();
+	json_object_object_add(metrics, "wall_ms", json_object_new_double((double)r->wall_ns / 1e6));
+	json_object_object_add(metrics, "setup_ms", json_object_new_double((double)r->setup_ns / 1e6));
+	json_object_object_add(metrics, "stdout_bytes", json_object_new_int64((int64_t)r->out.total));
+	json_object_object_add(metrics, "stderr_bytes", json_object_new_int64((int64_t)r->err.total));
+	json_object_object_add(o, "metrics", metrics);
+	json_object_object_add(o, "trace", trace_json(r));
+	json_object_put(report);
+	*exit_status = !v.code ? PC_EXIT_OK : strcmp(v.code, "INTERNAL_ERROR") == 0 ? PC_EXIT_RUNTIME : PC_EXIT_JOB_ERROR;
+	return o;
+}
+
+json_object *pc_result_refused(const char *id, const char *code, const char *reason, const char *policy)
+{
+	json_object *o = json_object_new_object(), *d = json_object_new_object();
+	char msg[512];
+
+	add_common(o, id, policy);
+	json_object_object_add(d, "reason", json_object_new_string(reason));
+	snprintf(msg, sizeof(msg), "the job was refused: %s", reason);
+	json_object_object_add(o, "status", json_object_new_string("error"));
+	json_object_object_add(o, "error", error_obj(code, msg, d));
+	json_object_object_add(o, "result", NULL);
+	return o;
+}
+
+int pc_result_print(json_object *res, int fd)
+{
+	const char *s = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	size_t len = strlen(s);
+	_cleanup_free_ char *buf = malloc(len + 2);
+
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, s, len);
+	buf[len] = '\n';
+	/* One write of the whole document: a reader sees all of it or none. */
+	return write_all(fd, buf, len + 1);
+}

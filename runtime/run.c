@@ -1,0 +1,165 @@
+#define _GNU_SOURCE
+#include "run.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "jsonutil.h"
+#include "sandbox.h"
+#include "util.h"
+
+#define SHIM_MAIN PC_SANDBOX_SHIM "/pycell_shim.py"
+
+static char *const job_env[] = {
+	"PATH=/usr/bin",
+	"HOME=" PC_WORKDIR,
+	"TMPDIR=/tmp",
+	"LANG=C.UTF-8",
+	"PYTHONIOENCODING=utf-8",
+	/* Scientific libraries size their thread pools to the machine;
+	 * one thread each keeps `import numpy` under the pids cap. */
+	"OPENBLAS_NUM_THREADS=1",
+	"OMP_NUM_THREADS=1",
+	"MKL_NUM_THREADS=1",
+	NULL,
+};
+
+void pc_run_trace(struct pc_run *r, const char *phase, bool ok, long long since_ns)
+{
+	if (r->n_trace >= PC_MAX_TRACE)
+		return;
+	r->trace[r->n_trace++] = (struct pc_trace){ phase, ok, (double)(now_ns() - since_ns) / 1e6 };
+}
+
+static int memfd_with(const char *name, const char *data, size_t len, struct pc_error *err)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int r;
+
+	if (fd < 0)
+		return pc_error_set(err, errno, "memfd_create %s", name);
+	if ((r = write_all(fd, data, len)) < 0) {
+		close(fd);
+		return pc_error_set(err, -r, "fill memfd %s", name);
+	}
+	/* Sealed: the job may read its input, never change what we wrote. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		close(fd);
+		return pc_error_set(err, errno, "seal memfd %s", name);
+	}
+	return fd;
+}
+
+/* The shim's bootstrap document: code, input, the policy's Python layer. */
+static char *bootstrap_json(const struct pc_run *r)
+{
+	_cleanup_json_ json_object *o = json_object_new_object();
+	json_object *v;
+	const char *why;
+	char *s;
+
+	json_object_object_add(o, "code", json_object_new_string_len(r->job->code, (int)r->job->code_len));
+	json_object_object_add(o, "mode", json_object_new_string(r->job->mode));
+	json_object_object_add(o, "has_input", json_object_new_boolean(r->job->input_json != NULL));
+	v = r->job->input_json ? pc_json_parse(r->job->input_json, strlen(r->job->input_json), &why) : NULL;
+	json_object_object_add(o, "input", v);
+	v = r->policy->python_json ? pc_json_parse(r->policy->python_json, strlen(r->policy->python_json), &why) : NULL;
+	json_object_object_add(o, "python", v ? v : json_object_new_object());
+	json_object_object_add(o, "checks", json_object_new_boolean(r->policy->python_checks));
+	v = r->job->imports_json ? pc_json_parse(r->job->imports_json, strlen(r->job->imports_json), &why) : NULL;
+	json_object_object_add(o, "imports", v ? v : json_object_new_array());
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	return s;
+}
+
+static int prepare_config(struct pc_run *r, struct pc_sandbox_config *cfg, int *in_fd, int *boot_fd)
+{
+	_cleanup_free_ char *boot = bootstrap_json(r);
+	const char *input = r->job->input_json ? r->job->input_json : "";
+	int fd;
+
+	if (!boot)
+		return pc_error_set(&r->setup_error, ENOMEM, "bootstrap document");
+	if ((fd = memfd_with("pycell-input", input, strlen(input), &r->setup_error)) < 0)
+		return fd;
+	*in_fd = fd;
+	if ((fd = memfd_with("pycell-bootstrap", boot, strlen(boot), &r->setup_error)) < 0)
+		return fd;
+	*boot_fd = fd;
+
+	cfg->mounts = (struct pc_mount_plan){
+		.rootfs = r->rootfs,
+		.init_path = r->paths->init,
+		.shim_dir = r->paths->shim,
+		.probe = r->ablation && r->paths->probe[0] ? r->paths->probe : NULL,
+		.tmpfs_bytes = (unsigned long long)r->limits[PC_LIM_TMPFS_MB] * 1024 * 1024,
+		.tmpfs_inodes = 16384,
+		.uid = PC_SANDBOX_UID,
+		.gid = PC_SANDBOX_UID,
+	};
+	cfg->rootless = geteuid() != 0;
+	cfg->host_uid = cfg->rootless ? geteuid() : 65534; /* leases come with the cgroup issue */
+	cfg->host_gid = cfg->rootless ? getegid() : 65534;
+	cfg->files = r->job->files;
+	cfg->n_files = r->job->n_files;
+	cfg->stdin_fd = *in_fd;
+	cfg->bootstrap_fd = *boot_fd;
+	cfg->envp = job_env;
+	cfg->cgroup_fd = -1;
+	return 0;
+}
+
+int pc_run_job(struct pc_run *r)
+{
+	static char *argv_shim[] = { PC_SANDBOX_INIT, "/usr/bin/python3", "-I", "-S", "-B", SHIM_MAIN, NULL };
+	_cleanup_close_ int in_fd = -1, boot_fd = -1;
+	struct pc_sandbox_config cfg = { 0 };
+	struct pc_sandbox sb;
+	long long t0 = now_ns(), deadline;
+	bool from_init;
+	int ret;
+
+	pc_sandbox_init(&sb);
+	pc_job_effective_limits(r->job, r->policy, r->limits);
+	if ((ret = pc_mounts_check_rootfs(r->rootfs, &r->setup_error)) < 0)
+		goto setup_failed;
+	if ((ret = prepare_config(r, &cfg, &in_fd, &boot_fd)) < 0)
+		goto setup_failed;
+	cfg.argv = r->ablation ? r->ablation_argv : argv_shim;
+	if ((ret = pc_sandbox_start(&cfg, &sb, &r->setup_error)) < 0)
+		goto setup_failed;
+	r->setup_ns = now_ns() - t0;
+	pc_run_trace(r, "setup", true, t0);
+
+	t0 = now_ns();
+	deadline = t0 + r->limits[PC_LIM_WALL_MS] * 1000000LL;
+	pc_stream_init(&r->out, steal_fd(&sb.out_fd), (size_t)r->limits[PC_LIM_STDOUT_BYTES], r->passthrough ? 1 : -1);
+	pc_stream_init(&r->err, steal_fd(&sb.err_fd), (size_t)r->limits[PC_LIM_STDERR_BYTES], r->passthrough ? 2 : -1);
+	pc_stream_init(&r->res, steal_fd(&sb.result_fd), r->policy->max_result_bytes, -1);
+	ret = pc_pump(&sb, &r->out, &r->err, &r->res, deadline, &r->pump, &r->setup_error);
+	if (ret == 0 && (ret = pc_sandbox_reap(&sb, &r->job_status, &from_init)) == 0)
+		r->have_status = true;
+	else if (ret < 0 && r->setup_error.msg[0] == '\0')
+		pc_error_set(&r->setup_error, -ret, "reap sandbox");
+	r->wall_ns = now_ns() - t0;
+	pc_run_trace(r, "execute", ret == 0, t0);
+	pc_sandbox_destroy(&sb);
+	return ret;
+
+setup_failed:
+	r->setup_failed = true;
+	r->setup_ns = now_ns() - t0;
+	pc_run_trace(r, "setup", false, t0);
+	pc_sandbox_destroy(&sb);
+	return ret;
+}
+
+void pc_run_free(struct pc_run *r)
+{
+	pc_stream_free(&r->out);
+	pc_stream_free(&r->err);
+	pc_stream_free(&r->res);
+}

@@ -1,0 +1,50 @@
+/* One job, start to finish: sandbox config from job + policy, supervision,
+ * and the facts the result is made of. */
+#ifndef PYCELL_RUN_H
+#define PYCELL_RUN_H
+
+#include <stdbool.h>
+
+#include "error.h"
+#include "io.h"
+#include "job.h"
+#include "paths.h"
+#include "policy.h"
+
+#define PC_MAX_TRACE 8
+
+struct pc_trace {
+	const char *phase;
+	bool ok;
+	double ms;
+};
+
+struct pc_run {
+	/* inputs */
+	const struct pc_job *job;
+	const struct pc_policy *policy;
+	const struct pc_paths *paths;
+	const char *rootfs; /* resolved absolute path */
+	bool passthrough;   /* exec mode: stream output through */
+	bool ablation;      /* tests only: mount the probe, no Python layer */
+	char *const *ablation_argv; /* what pid 1 runs in ablation mode */
+	/* outputs */
+	long long limits[PC_LIM_COUNT];
+	struct pc_stream out, err, res;
+	struct pc_pump_outcome pump;
+	int job_status; /* raw wait status of the job process */
+	bool have_status;
+	bool setup_failed;
+	struct pc_error setup_error;
+	long long setup_ns, wall_ns;
+	struct pc_trace trace[PC_MAX_TRACE];
+	int n_trace;
+};
+
+void pc_run_trace(struct pc_run *r, const char *phase, bool ok, long long since_ns);
+/* Returns 0 when the job ran (whatever it did), negative when the runtime
+ * itself failed; r->setup_error says where. */
+int pc_run_job(struct pc_run *r);
+void pc_run_free(struct pc_run *r);
+
+#endif
