@@ -108,7 +108,6 @@ static int prepare_config(struct pc_run *r, struct pc_sandbox_config *cfg, int *
 	cfg->stdin_fd = *in_fd;
 	cfg->bootstrap_fd = *boot_fd;
 	cfg->envp = job_env;
-	cfg->cgroup_fd = -1;
 	return 0;
 }
 

@@ -164,7 +164,7 @@ static void __attribute__((noreturn)) child_main(const struct pc_sandbox_config 
 	if (pc_caps_setup_child(&sb->caps, &e) < 0)
 		child_fail(sync_fd, &e);
 	/* Seccomp goes last: after it, the steps above would be refused. */
-	if (cfg->child_hook && cfg->child_hook(cfg->child_hook_arg, &e) < 0)
+	if (cfg->seccomp && pc_seccomp_setup_child(cfg->seccomp, &e) < 0)
 		child_fail(sync_fd, &e);
 	execve(PC_SANDBOX_INIT, cfg->argv, cfg->envp);
 	pc_error_set(&e, errno, "exec pycell-init '%s'", PC_SANDBOX_INIT);
@@ -244,9 +244,9 @@ static pid_t do_clone(const struct pc_sandbox_config *cfg, int *pidfd)
 		.exit_signal = SIGCHLD,
 	};
 
-	if (cfg->cgroup_fd >= 0) {
+	if (cfg->cgroup && cfg->cgroup->clone_fd >= 0) {
 		args.flags |= CLONE_INTO_CGROUP;
-		args.cgroup = (uint64_t)cfg->cgroup_fd;
+		args.cgroup = (uint64_t)cfg->cgroup->clone_fd;
 	}
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
@@ -299,6 +299,8 @@ int pc_sandbox_start(const struct pc_sandbox_config *cfg, struct pc_sandbox *sb,
 	}
 	if ((r = write_id_maps(cfg, sb->pid, err)) < 0)
 		return pc_error_wrap(err, "user namespace id map");
+	if (cfg->cgroup && (r = pc_cgroup_setup_parent(cfg->cgroup, sb->pid, err)) < 0)
+		return pc_error_wrap(err, "cgroup");
 	/* sync 1 */
 	if (send(sb->sync_fd, &go, sizeof(go), MSG_NOSIGNAL) < 0)
 		return pc_error_set(err, errno, "release sandbox child");

@@ -8,8 +8,10 @@
 #include <sys/types.h>
 
 #include "caps.h"
+#include "cgroup.h"
 #include "error.h"
 #include "mounts.h"
+#include "seccomp.h"
 
 #define PC_SANDBOX_UID 1000 /* the job's uid and gid inside the namespace */
 #define PC_HOSTNAME "pycell"
@@ -38,11 +40,8 @@ struct pc_sandbox_config {
 	int bootstrap_fd; /* becomes fd 3 */
 	char *const *argv; /* run by pycell-init, inside the sandbox */
 	char *const *envp; /* built from scratch by the caller */
-	int cgroup_fd;     /* >= 0: clone straight into this cgroup (v2) */
-	/* Child-side hooks that run between the last mount step and exec;
-	 * each module that needs one registers it here (seccomp, landlock). */
-	int (*child_hook)(void *arg, struct pc_error *err);
-	void *child_hook_arg;
+	struct pc_cgroup *cgroup;        /* NULL: none */
+	const struct pc_seccomp *seccomp; /* NULL: no filter (never in production) */
 };
 
 struct pc_sandbox {
