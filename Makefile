@@ -5,6 +5,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 PROFILE ?= minimal
+PYTHON  ?= /usr/bin/python3
 BUILD   := build
 BIN     := $(BUILD)/bin
 OBJ     := $(BUILD)/obj
@@ -81,12 +82,12 @@ test-unit: $(UNIT_BIN)
 
 # PYCELL_BIN selects the binary under test (make test-asan sets the ASan one).
 test-integration: all rootfs
-	python3 -m pytest -q tests
+	$(PYTHON) -m pytest -q tests
 
 test: test-unit test-integration
 
 test-asan: asan rootfs
-	PYCELL_BIN=$(CURDIR)/$(ASANDIR)/pycell python3 -m pytest -q tests/integration
+	PYCELL_BIN=$(CURDIR)/$(ASANDIR)/pycell $(PYTHON) -m pytest -q tests/integration
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/pycell \

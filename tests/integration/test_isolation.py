@@ -1,0 +1,208 @@
+"""Issue 2: a job runs in its own namespaces on a read-only rootfs, sees no
+host path, and leaves nothing behind. Each test asserts from inside the
+sandbox, with the Python layer off (ablation policy) so only the kernel
+layers are under test."""
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import PYCELL, REPO, run_exec
+
+ABLATION = str(REPO / "tests" / "policies" / "ablation.json")
+
+
+def inside(code, *args, **kw):
+    proc = run_exec(code, "--policy", ABLATION, *args, **kw)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_exec_prints_and_exits_with_job_status():
+    proc = run_exec("print(2+2)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "4\n"
+    proc = run_exec("import sys; sys.exit(7)", "--policy", ABLATION)
+    assert proc.returncode == 7
+
+
+def test_exec_script_file(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text("print('from a file')\n")
+    proc = subprocess.run([PYCELL, "exec", str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "from a file\n"
+
+
+@pytest.mark.parametrize("ns", ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"])
+def test_every_namespace_is_new(ns):
+    host = os.readlink(f"/proc/self/ns/{ns}")
+    job = inside(f"import os; print(os.readlink('/proc/self/ns/{ns}'))").strip()
+    assert job.startswith(f"{ns}:[")
+    assert job != host
+
+
+def test_uid_maps_to_one_unprivileged_id():
+    out = inside("print(open('/proc/self/uid_map').read().split())")
+    inner, outer, count = eval(out)  # a list of three numbers printed by us
+    assert inner == "1000" and count == "1"
+    assert int(outer) != 0
+
+
+def test_job_runs_as_sandbox_user_and_sees_sandbox_root():
+    out = inside("import os; print(os.getuid(), os.getgid(), sorted(os.listdir('/')))")
+    uid, gid, rest = out.split(" ", 2)
+    assert (uid, gid) == ("1000", "1000")
+    names = eval(rest)
+    assert "workspace" in names and "usr" in names
+    assert "root" not in names and "home" not in names and "sys" not in names
+
+
+def test_only_loopback_exists():
+    out = inside("import socket; print(socket.if_nameindex())")
+    assert eval(out) == [(1, "lo")]
+
+
+def test_rootfs_is_read_only():
+    out = inside(
+        "import errno\n"
+        "for p in ['/usr/newfile', '/etc/passwd', '/newfile']:\n"
+        "    try:\n"
+        "        open(p, 'w')\n"
+        "        print('WROTE', p)\n"
+        "    except OSError as e:\n"
+        "        print(errno.errorcode[e.errno])\n")
+    assert out.split() == ["EROFS", "EROFS", "EROFS"]
+
+
+def test_workdir_is_writable_and_capped():
+    job = {
+        "code": "import errno, os\n"
+                "print(os.getcwd())\n"
+                "open('small.txt', 'w').write('hello')\n"
+                "print(open('small.txt').read())\n"
+                "try:\n"
+                "    with open('big.bin', 'wb') as f:\n"
+                "        f.write(b'x' * (3 * 1024 * 1024))\n"
+                "    print('NO CAP')\n"
+                "except OSError as e:\n"
+                "    print(errno.errorcode[e.errno])\n",
+        "limits": {"tmpfs_mb": 1},
+    }
+    proc = subprocess.run([PYCELL, "run", "--policy", ABLATION, "-"], input=json.dumps(job),
+                          capture_output=True, text=True, timeout=60)
+    res = json.loads(proc.stdout)
+    assert res["stdout"].split() == ["/workspace", "hello", "ENOSPC"], res
+
+
+def test_host_paths_are_not_visible():
+    hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else "no-such"
+    code = (
+        "import os\n"
+        f"print(os.path.exists({str(REPO)!r}), os.path.exists('/root'), os.path.exists('/sys'))\n"
+        "try:\n"
+        "    print(open('/etc/hostname').read().strip())\n"
+        "except OSError:\n"
+        "    print('-')\n"
+        "import socket; print(socket.gethostname())\n")
+    out = inside(code).split("\n")
+    assert out[0] == "False False False"
+    assert out[1] != hostname or hostname == "-"
+    assert out[2] == "pycell"
+
+
+def test_job_sees_only_its_own_processes():
+    out = inside("import os; print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))")
+    # pid 1 is pycell-init, pid 2 the job itself.
+    assert eval(out) == [1, 2]
+
+
+def test_proc_hides_system_files():
+    out = inside("import os; print(sorted(n for n in ['sys', 'kcore', 'sysrq-trigger', 'kallsyms'] "
+                 "if os.path.exists('/proc/' + n)))")
+    assert eval(out) == []
+
+
+def test_dev_has_exactly_the_safe_nodes():
+    out = inside("import os; print(sorted(os.listdir('/dev')))")
+    assert eval(out) == ["fd", "full", "null", "random", "urandom", "zero"]
+
+
+def _host_state():
+    mounts = Path("/proc/self/mountinfo").read_text()
+    procs = set()
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if b"pycell-init" in (p / "cmdline").read_bytes() or \
+                        (p / "exe").resolve().name == "pycell-init":
+                    procs.add(p.name)
+            except OSError:
+                pass
+    tmp = sorted(os.listdir("/tmp"))
+    return mounts, procs, tmp
+
+
+def test_nothing_is_left_behind():
+    before = _host_state()
+    proc = run_exec(
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print('parent done')\n",
+        "--policy", ABLATION)
+    assert proc.returncode == 0, proc.stderr
+    mounts, procs, tmp = _host_state()
+    assert mounts == before[0]
+    assert procs == set(), f"left-over sandbox processes: {procs}"
+    assert [t for t in tmp if t.startswith("pycell")] == [t for t in before[2] if t.startswith("pycell")]
+
+
+@pytest.fixture
+def open_tmp():
+    # The sandbox's unprivileged uid must be able to reach the rootfs, so the
+    # fake roots live in a world-traversable directory (pytest's is 0700).
+    import shutil
+    import tempfile
+    base = REPO / "build" / "test-tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(dir=base))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d)
+
+
+def test_child_side_failure_is_reported_with_step_and_status_125(open_tmp):
+    # A root with the mount points but no C library: exec of pycell-init fails
+    # inside the sandbox, after every namespace and mount step succeeded.
+    for d in ["workspace", "tmp", "dev", "proc", ".pycell", "etc"]:
+        (open_tmp / d).mkdir()
+    proc = subprocess.run([PYCELL, "exec", "--rootfs", str(open_tmp), "-c", "pass"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 125
+    assert "INTERNAL_ERROR" in proc.stderr
+    assert "exec pycell-init" in proc.stderr and "No such file or directory" in proc.stderr
+
+
+def test_unreachable_rootfs_is_reported_from_the_child(tmp_path):
+    # pytest's tmp dirs are 0700 root: the sandbox's unprivileged uid cannot
+    # reach them, and the child says which step failed and why.
+    for d in ["workspace", "tmp", "dev", "proc", ".pycell", "etc"]:
+        (tmp_path / d).mkdir()
+    proc = subprocess.run([PYCELL, "exec", "--rootfs", str(tmp_path), "-c", "pass"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 125
+    assert "rootfs: bind" in proc.stderr and "Permission denied" in proc.stderr
+
+
+def test_missing_rootfs_mount_point_is_explained(tmp_path):
+    proc = subprocess.run([PYCELL, "exec", "--rootfs", str(tmp_path), "-c", "pass"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 125
+    assert "has no directory '/workspace'" in proc.stderr
