@@ -33,7 +33,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BIN)/unit/%)
 PROBE_SRC := $(wildcard tests/probe/*.c)
 
-.PHONY: all deps rootfs demo test test-unit test-integration asan test-asan \
+.PHONY: all deps rootfs rootfs-test demo test test-unit test-integration asan test-asan \
         install clean format check-format analyze
 all: $(BIN)/pycell $(BIN)/pycell-init $(if $(PROBE_SRC),$(BIN)/pycell-probe)
 
@@ -74,6 +74,10 @@ deps:
 rootfs:
 	@rootfs/build-rootfs --profile $(PROFILE) --out $(BUILD)/rootfs/$(PROFILE)
 
+# The tests also run numpy jobs, so they need the datasci profile too.
+rootfs-test: rootfs
+	@rootfs/build-rootfs --quiet --profile datasci --out $(BUILD)/rootfs/datasci
+
 demo: deps all rootfs
 	@tools/demo
 
@@ -81,12 +85,12 @@ test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 # PYCELL_BIN selects the binary under test (make test-asan sets the ASan one).
-test-integration: all rootfs
+test-integration: all rootfs-test
 	$(PYTHON) -m pytest -q tests
 
 test: test-unit test-integration
 
-test-asan: asan rootfs
+test-asan: asan rootfs-test
 	PYCELL_BIN=$(CURDIR)/$(ASANDIR)/pycell $(PYTHON) -m pytest -q tests/integration
 
 install: all
