@@ -1,7 +1,8 @@
 /* Mount recipe (crun's do_pivot, bubblewrap's setup_newroot):
  *   / rprivate -> bind rootfs on itself, read-only, nosuid, nodev
  *   -> tmpfs /workspace and /tmp (size- and inode-capped, noexec)
- *   -> /dev tmpfs with five bound device nodes, read-only
+ *   -> /dev tmpfs with five bound device nodes and a capped /dev/shm
+ *      (POSIX semaphores for multiprocessing), read-only
  *   -> proc (subset=pid) while the old root is still attached: in a user
  *      namespace the kernel only allows a new proc where a fully visible one
  *      exists in the mount namespace (see shared/notes/cgroup2-vm.md)
@@ -99,13 +100,26 @@ static int setup_workdirs(const struct pc_mount_plan *p, struct pc_error *err)
 	return mount_tmpfs(path, fl, opts, err);
 }
 
-static int setup_dev(const char *root, struct pc_error *err)
+/* /dev/shm: POSIX semaphores live there, and multiprocessing needs them.
+ * Capped like the workdir, never executable. */
+static int setup_dev_shm(const struct pc_mount_plan *p, const char *dev, struct pc_error *err)
+{
+	char dst[4200], opts[128];
+
+	snprintf(dst, sizeof(dst), "%s/shm", dev);
+	if (mkdir(dst, 0755) < 0)
+		return pc_error_set(err, errno, "mkdir /dev/shm");
+	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,mode=1777", p->tmpfs_bytes, p->tmpfs_inodes);
+	return mount_tmpfs(dst, MS_NOSUID | MS_NODEV | MS_NOEXEC, opts, err);
+}
+
+static int setup_dev(const struct pc_mount_plan *p, struct pc_error *err)
 {
 	char dev[4096], dst[4200], src[64];
 	size_t i;
 	int r;
 
-	path_in(dev, sizeof(dev), root, "/dev");
+	path_in(dev, sizeof(dev), p->rootfs, "/dev");
 	if ((r = mount_tmpfs(dev, MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755", err)) < 0)
 		return r;
 	for (i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
@@ -119,6 +133,8 @@ static int setup_dev(const char *root, struct pc_error *err)
 	snprintf(dst, sizeof(dst), "%s/fd", dev);
 	if (symlink("/proc/self/fd", dst) < 0)
 		return pc_error_set(err, errno, "symlink /dev/fd");
+	if ((r = setup_dev_shm(p, dev, err)) < 0)
+		return r;
 	if (mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755") < 0)
 		return pc_error_set(err, errno, "remount /dev read-only");
 	return 0;
@@ -191,7 +207,7 @@ int pc_mounts_setup_child(const struct pc_mount_plan *p, struct pc_error *err)
 		return pc_error_set(err, errno, "make / private");
 	if ((r = bind_ro(p->rootfs, p->rootfs, MS_NOSUID | MS_NODEV, err)) < 0)
 		return pc_error_wrap(err, "rootfs");
-	if ((r = setup_workdirs(p, err)) < 0 || (r = setup_dev(p->rootfs, err)) < 0 ||
+	if ((r = setup_workdirs(p, err)) < 0 || (r = setup_dev(p, err)) < 0 ||
 	    (r = setup_proc(p->rootfs, err)) < 0 || (r = setup_pycell_dir(p, err)) < 0)
 		return r;
 	if ((r = do_pivot(p->rootfs, err)) < 0)

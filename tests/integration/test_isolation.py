@@ -128,7 +128,8 @@ def test_proc_hides_system_files():
 
 def test_dev_has_exactly_the_safe_nodes():
     out = inside("import os; print(sorted(os.listdir('/dev')))")
-    assert eval(out) == ["fd", "full", "null", "random", "urandom", "zero"]
+    # shm is a capped, noexec tmpfs for POSIX semaphores (multiprocessing).
+    assert eval(out) == ["fd", "full", "null", "random", "shm", "urandom", "zero"]
 
 
 def _host_state():
