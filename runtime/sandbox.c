@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -57,6 +58,13 @@ static void __attribute__((noreturn)) child_fail(int sync_fd, const struct pc_er
 	/* sync 2 */
 	send(sync_fd, &m, sizeof(m), MSG_NOSIGNAL);
 	_exit(125);
+}
+
+static bool supervisor_gone(int sync_fd)
+{
+	struct pollfd p = { .fd = sync_fd, .events = 0 };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
 }
 
 static int child_ids(const struct pc_sandbox_config *cfg, struct pc_error *err)
@@ -151,8 +159,14 @@ static void __attribute__((noreturn)) child_main(const struct pc_sandbox_config 
 
 	if (setsid() < 0)
 		pc_error_set(&e, errno, "setsid"), child_fail(sync_fd, &e);
-	if (child_ids(cfg, &e) < 0 || pc_mounts_setup_child(&cfg->mounts, &e) < 0 ||
-	    pc_net_setup_child(&e) < 0)
+	if (child_ids(cfg, &e) < 0)
+		child_fail(sync_fd, &e);
+	/* A uid change clears the parent-death signal (commit_creds()), so set
+	 * it again; getppid() is 0 for a pid namespace's init, so a hang-up on
+	 * the sync socket is how we see a supervisor that died in between. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || supervisor_gone(sync_fd))
+		_exit(125);
+	if (pc_mounts_setup_child(&cfg->mounts, &e) < 0 || pc_net_setup_child(&e) < 0)
 		child_fail(sync_fd, &e);
 	if (sethostname(PC_HOSTNAME, strlen(PC_HOSTNAME)) < 0)
 		pc_error_set(&e, errno, "sethostname"), child_fail(sync_fd, &e);
