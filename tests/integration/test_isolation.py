@@ -207,3 +207,49 @@ def test_missing_rootfs_mount_point_is_explained(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 125
     assert "has no directory '/workspace'" in proc.stderr
+
+
+def _descendants(pid):
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                kids = Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                for k in map(int, kids):
+                    if k not in out:
+                        out.add(k)
+                        todo.append(k)
+        except OSError:
+            pass
+    return out
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_sandbox_dies_with_a_killed_pycell():
+    import signal
+    import time
+    proc = subprocess.Popen([PYCELL, "exec", "--policy", ABLATION, "-c",
+                             "import time\nprint('up', flush=True)\ntime.sleep(60)"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "up\n"
+        kids = _descendants(proc.pid)
+        assert len(kids) >= 2  # pycell-init and the job
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(k) for k in kids):
+            time.sleep(0.05)
+        assert not [k for k in kids if _alive(k)], "sandbox outlived its supervisor"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
