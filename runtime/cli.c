@@ -27,7 +27,14 @@ static int resolve_rootfs(struct pc_cli_common *c, struct pc_error *err)
 	return 0;
 }
 
-int pc_cli_setup(struct pc_cli_common *c)
+const char *pc_cli_system_config(void)
+{
+	const char *env = getenv("PYCELL_CONFIG");
+
+	return env && env[0] ? env : PC_SYSTEM_CONFIG;
+}
+
+int pc_cli_setup_policy(struct pc_cli_common *c)
 {
 	struct pc_error err = { 0 };
 	char policy_path[PATH_MAX], buf[PC_ERROR_MSG + 64];
@@ -40,11 +47,21 @@ int pc_cli_setup(struct pc_cli_common *c)
 		snprintf(policy_path, sizeof(policy_path), "%s", c->policy_arg);
 	else
 		snprintf(policy_path, sizeof(policy_path), "%s/default.json", c->paths.policy_dir);
-	if (pc_policy_load(&c->policy, policy_path, getenv("PYCELL_CONFIG") ? getenv("PYCELL_CONFIG") : PC_SYSTEM_CONFIG,
-			   &err) < 0) {
+	if (pc_policy_load(&c->policy, policy_path, pc_cli_system_config(), &err) < 0) {
 		fprintf(stderr, "pycell: policy: %s\n", pc_error_text(&err, buf, sizeof(buf)));
 		return PC_EXIT_USAGE;
 	}
+	return 0;
+}
+
+int pc_cli_setup(struct pc_cli_common *c)
+{
+	struct pc_error err = { 0 };
+	char buf[PC_ERROR_MSG + 64];
+	int status;
+
+	if ((status = pc_cli_setup_policy(c)) != 0)
+		return status;
 	if (resolve_rootfs(c, &err) < 0) {
 		fprintf(stderr, "pycell: %s\n", pc_error_text(&err, buf, sizeof(buf)));
 		return PC_EXIT_USAGE;

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "jsonutil.h"
+#include "schema.h"
+#include "sha256.h"
 #include "util.h"
 
 #define MAX_FILES 256
@@ -81,12 +83,14 @@ static int parse_files(json_object *v, struct pc_job *job, struct pc_job_error *
 			return INVALID("files:bad_name");
 		if (get_text(data, "files", 64 * 1024 * 1024, &s, &len, je) < 0)
 			return -1;
+		/* Copied at once: nothing in the job points into the parsed tree,
+		 * so every early return leaves a job pc_job_free() can release. */
 		job->files[n].name = strdup(name);
-		job->files[n].data = s; /* lives in the parsed tree, see pc_job_parse */
+		job->files[n].data = strndup(s, len);
 		job->files[n].len = len;
-		if (!job->files[n].name)
-			return INVALID("out_of_memory");
 		job->n_files = ++n;
+		if (!job->files[n - 1].name || !job->files[n - 1].data)
+			return INVALID("out_of_memory");
 	}
 	return 0;
 }
@@ -109,6 +113,20 @@ static int parse_limits(json_object *v, struct pc_job *job, struct pc_job_error 
 	return 0;
 }
 
+/* Module and distribution names: letters, digits, '_', '-', '.'; never a
+ * path, never an option. */
+static bool good_module_name(const char *s)
+{
+	if (s[0] == '-' || s[0] == '.')
+		return false;
+	for (; *s; s++) {
+		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') &&
+		    !strchr("_-.", *s))
+			return false;
+	}
+	return true;
+}
+
 static int parse_name_list(json_object *v, const char *key, char **out, struct pc_job_error *je)
 {
 	size_t i, n;
@@ -126,6 +144,8 @@ static int parse_name_list(json_object *v, const char *key, char **out, struct p
 			return -1;
 		if (len == 0)
 			return INVALID("%s:empty_name", key);
+		if (!good_module_name(s))
+			return INVALID("%s:bad_name:%.128s", key, s);
 	}
 	*out = dup_json(v);
 	return *out ? 0 : INVALID("out_of_memory");
@@ -147,6 +167,13 @@ static int parse_object(json_object *root, const struct pc_policy *pol, struct p
 	const char *s;
 	size_t len;
 
+	/* The id first, so that even a refused job's result echoes it. */
+	if (json_object_object_get_ex(root, "id", &v)) {
+		if (get_text(v, "id", MAX_ID, &s, &len, je) < 0)
+			return -1;
+		if (!(job->id = strdup(s)))
+			return INVALID("out_of_memory");
+	}
 	json_object_object_foreach(root, key, val)
 	{
 		(void)val;
@@ -167,11 +194,7 @@ static int parse_object(json_object *root, const struct pc_policy *pol, struct p
 		return INVALID("code_empty");
 	job->code = strndup(s, len);
 	job->code_len = len;
-	if (json_object_object_get_ex(root, "id", &v)) {
-		if (get_text(v, "id", MAX_ID, &s, &len, je) < 0)
-			return -1;
-		job->id = strdup(s);
-	}
+	pc_sha256_hex(s, len, job->code_sha256);
 	if (json_object_object_get_ex(root, "input", &v) && !(job->input_json = dup_json(v)))
 		return INVALID("out_of_memory");
 	if (json_object_object_get_ex(root, "files", &v) && parse_files(v, job, je) < 0)
@@ -184,36 +207,30 @@ static int parse_object(json_object *root, const struct pc_policy *pol, struct p
 	    parse_name_list(v, "packages", &job->packages_json, je) < 0)
 		return -1;
 	if (json_object_object_get_ex(root, "output_schema", &v)) {
+		struct pc_schema_error se;
+
 		if (!json_object_is_type(v, json_type_object))
 			return INVALID("output_schema:expected_object");
-		job->output_schema_json = dup_json(v);
+		if (pc_schema_check(v, &se) < 0)
+			return INVALID("output_schema:%s: %s", se.path, se.reason);
+		if (!(job->output_schema_json = dup_json(v)))
+			return INVALID("out_of_memory");
 	}
 	if (json_object_object_get_ex(root, "mode", &v)) {
-		if (get_text(v, "mode", 16, &s, &len, je) < 0)
+		if (get_text(v, "mode", 32, &s, &len, je) < 0)
 			return -1;
-		if (strcmp(s, "inline") != 0 && strcmp(s, "tool") != 0)
-			return INVALID("mode:expected_inline_or_tool");
-		job->mode = strdup(s);
+		/* Short and long spellings; the shim sees the short one. */
+		if (strcmp(s, "inline") == 0 || strcmp(s, "inline_code") == 0)
+			job->mode = strdup("inline");
+		else if (strcmp(s, "tool") == 0 || strcmp(s, "python_exec_tool") == 0)
+			job->mode = strdup("tool");
+		else
+			return INVALID("mode:expected_inline_code_or_python_exec_tool");
 	} else {
 		job->mode = strdup("inline");
 	}
 	if (!job->code || !job->mode)
 		return INVALID("out_of_memory");
-	return 0;
-}
-
-/* File contents point into the parsed tree, so copy them out before the
- * tree goes. */
-static int own_file_data(struct pc_job *job, struct pc_job_error *je)
-{
-	for (size_t i = 0; i < job->n_files; i++) {
-		char *d = malloc(job->files[i].len + 1);
-		if (!d)
-			return INVALID("out_of_memory");
-		memcpy(d, job->files[i].data, job->files[i].len);
-		d[job->files[i].len] = '\0';
-		job->files[i].data = d;
-	}
 	return 0;
 }
 
@@ -237,13 +254,7 @@ int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struc
 		return INVALID("malformed_json:%s", why);
 	if (!json_object_is_type(root, json_type_object))
 		return INVALID("not_an_object");
-	if (parse_object(root, pol, job, je) < 0) {
-		/* file data still points into root: drop those pointers */
-		for (size_t i = 0; i < job->n_files; i++)
-			job->files[i].data = NULL;
-		return -1;
-	}
-	return own_file_data(job, je);
+	return parse_object(root, pol, job, je);
 }
 
 void pc_job_free(struct pc_job *job)
@@ -261,6 +272,11 @@ void pc_job_free(struct pc_job *job)
 	free(job->output_schema_json);
 	free(job->mode);
 	memset(job, 0, sizeof(*job));
+}
+
+const char *pc_job_execution_mode(const struct pc_job *job)
+{
+	return job->mode && strcmp(job->mode, "tool") == 0 ? "python_exec_tool" : "inline_code";
 }
 
 void pc_job_effective_limits(const struct pc_job *job, const struct pc_policy *pol, long long out[PC_LIM_COUNT])

@@ -29,12 +29,16 @@ struct pc_job {
 	char *packages_json; /* JSON array of strings, or NULL */
 	char *output_schema_json; /* NULL if absent */
 	char *mode;          /* "inline" (default) or "tool" */
+	char code_sha256[65]; /* hex SHA-256 of code */
 };
 
 /* buf need not be NUL-terminated. Returns 0, or -1 with *je filled. */
 int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struct pc_job *job,
 		 struct pc_job_error *je);
 void pc_job_free(struct pc_job *job);
+
+/* The result's execution_mode: "inline_code" or "python_exec_tool". */
+const char *pc_job_execution_mode(const struct pc_job *job);
 
 /* Effective limits: job -> policy default, clamped to the policy max. */
 void pc_job_effective_limits(const struct pc_job *job, const struct pc_policy *pol, long long out[PC_LIM_COUNT]);

@@ -14,6 +14,8 @@ static void usage(FILE *f)
 	      "  run  [--policy FILE] [--rootfs DIR] [JOB.json|-]   run one JSON job, print one JSON result\n"
 	      "  exec [--policy FILE] [--rootfs DIR] SCRIPT.py|-c CODE\n"
 	      "                                                     run Python, stream its output, exit with its status\n"
+	      "  policy show [--policy FILE] [--job JOB.json]       print the merged policy (and a job's limits)\n"
+	      "  policy check FILE                                  validate a policy file\n"
 	      "  help                                               this text\n"
 	      "\n"
 	      "exit status of run: 0 job ok, 1 job error (result printed), 2 unusable invocation,\n"
@@ -31,6 +33,8 @@ int main(int argc, char **argv)
 		return pc_cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "exec") == 0)
 		return pc_cmd_exec(argc - 1, argv + 1);
+	if (strcmp(argv[1], "policy") == 0)
+		return pc_cmd_policy(argc - 1, argv + 1);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return 0;

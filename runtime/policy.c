@@ -21,7 +21,7 @@
 
 static const char *const policy_keys[] = { "name",   "extends", "rootfs", "network", "limits", "python",
 					   "seccomp", "max_code_bytes", "max_job_bytes", "max_result_bytes",
-					   "description" };
+					   "description", "audit" };
 
 static int read_file(const char *path, size_t max, char **out, size_t *len, struct pc_error *err)
 {
@@ -93,9 +93,10 @@ static int apply_limits(struct pc_policy *p, json_object *limits, const char *fi
 			if (pc_json_int(v2, info->min, info->ceiling, &x, &why) < 0)
 				return pc_error_set(err, EINVAL, "%s: limits.%s.%s: %s (%lld..%lld)", file, key, k2, why,
 						    info->min, info->ceiling);
-			if (is_def)
+			if (is_def) {
 				p->limits[i].def = x;
-			else
+				p->def_from_policy[i] = !defaults_only;
+			} else
 				p->limits[i].max = x;
 		}
 	}
@@ -127,6 +128,81 @@ static int apply_size(size_t *dst, json_object *v, const char *file, const char 
 	return 0;
 }
 
+static int resolve_relative(char *out, size_t len, const char *file, const char *rel)
+{
+	char dir[PATH_MAX];
+
+	if (rel[0] == '/')
+		return snprintf(out, len, "%s", rel) >= (int)len ? -ENAMETOOLONG : 0;
+	snprintf(dir, sizeof(dir), "%s", file);
+	return snprintf(out, len, "%s/%s", dirname(dir), rel) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+static int check_string_array(json_object *v, const char *file, const char *key, struct pc_error *err)
+{
+	if (!json_object_is_type(v, json_type_array))
+		return pc_error_set(err, EINVAL, "%s: %s: expected an array of strings", file, key);
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		json_object *x = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(x, json_type_string) || json_object_get_string_len(x) == 0)
+			return pc_error_set(err, EINVAL, "%s: %s[%zu]: expected a non-empty string", file, key, i);
+	}
+	return 0;
+}
+
+/* The Python layer's keys belong to the shim; the ones every shim reads
+ * are type-checked here so that a typo fails at load, not inside the job. */
+static int check_python(json_object *py, const char *file, struct pc_error *err)
+{
+	static const char *const lists[] = { "allowed_imports", "grantable_imports", "denied_builtins" };
+	json_object *v;
+	char key[64];
+
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+		snprintf(key, sizeof(key), "python.%s", lists[i]);
+		if (json_object_object_get_ex(py, lists[i], &v) && check_string_array(v, file, key, err) < 0)
+			return -EINVAL;
+	}
+	if (json_object_object_get_ex(py, "module_attributes", &v)) {
+		if (!json_object_is_type(v, json_type_object))
+			return pc_error_set(err, EINVAL, "%s: python.module_attributes: expected an object module -> [names]",
+					    file);
+		json_object_object_foreach(v, mod, names)
+		{
+			snprintf(key, sizeof(key), "python.module_attributes.%.40s", mod);
+			if (check_string_array(names, file, key, err) < 0)
+				return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int apply_audit(struct pc_policy *p, json_object *a, const char *file, struct pc_error *err)
+{
+	json_object *v;
+	const char *why;
+	char rel[PATH_MAX];
+	int r;
+
+	if (!json_object_is_type(a, json_type_object))
+		return pc_error_set(err, EINVAL, "%s: audit: expected {\"path\": FILE, \"include_code\": BOOL}", file);
+	json_object_object_foreach(a, key, val)
+	{
+		(void)val;
+		if (strcmp(key, "path") != 0 && strcmp(key, "include_code") != 0)
+			return pc_error_set(err, EINVAL, "%s: audit: unknown key '%s'", file, key);
+	}
+	if (json_object_object_get_ex(a, "path", &v)) {
+		if ((r = set_string(rel, sizeof(rel), v, file, "audit.path", err)) < 0)
+			return r;
+		if (resolve_relative(p->audit_log, sizeof(p->audit_log), file, rel) < 0)
+			return pc_error_set(err, ENAMETOOLONG, "%s: audit.path: path too long", file);
+	}
+	if (json_object_object_get_ex(a, "include_code", &v) && pc_json_bool(v, &p->audit_include_code, &why) < 0)
+		return pc_error_set(err, EINVAL, "%s: audit.include_code: %s", file, why);
+	return 0;
+}
+
 static int apply_python(struct pc_policy *p, json_object *py, const char *file, struct pc_error *err)
 {
 	json_object *v;
@@ -134,6 +210,8 @@ static int apply_python(struct pc_policy *p, json_object *py, const char *file, 
 
 	if (!json_object_is_type(py, json_type_object))
 		return pc_error_set(err, EINVAL, "%s: python: expected object", file);
+	if (check_python(py, file, err) < 0)
+		return -EINVAL;
 	if (json_object_object_get_ex(py, "checks", &v) && pc_json_bool(v, &p->python_checks, &why) < 0)
 		return pc_error_set(err, EINVAL, "%s: python.checks: %s", file, why);
 	if (json_object_object_get_ex(py, "grantable_imports", &v)) {
@@ -147,16 +225,6 @@ static int apply_python(struct pc_policy *p, json_object *py, const char *file, 
 	if (!p->python_json || (p->grantable_json == NULL && json_object_object_get_ex(py, "grantable_imports", NULL)))
 		return pc_error_set(err, ENOMEM, "%s: python", file);
 	return 0;
-}
-
-static int resolve_relative(char *out, size_t len, const char *file, const char *rel)
-{
-	char dir[PATH_MAX];
-
-	if (rel[0] == '/')
-		return snprintf(out, len, "%s", rel) >= (int)len ? -ENAMETOOLONG : 0;
-	snprintf(dir, sizeof(dir), "%s", file);
-	return snprintf(out, len, "%s/%s", dirname(dir), rel) >= (int)len ? -ENAMETOOLONG : 0;
 }
 
 static int load_layer(struct pc_policy *p, const char *path, int depth, struct pc_error *err);
@@ -215,6 +283,8 @@ static int apply_object(struct pc_policy *p, json_object *root, const char *path
 		return r;
 	if (json_object_object_get_ex(root, "python", &v) && (r = apply_python(p, v, path, err)) < 0)
 		return r;
+	if (json_object_object_get_ex(root, "audit", &v) && (r = apply_audit(p, v, path, err)) < 0)
+		return r;
 	return 0;
 }
 
@@ -250,9 +320,13 @@ static void set_builtin(struct pc_policy *p)
 	p->python_checks = true;
 }
 
-static int check_consistent(const struct pc_policy *p, struct pc_error *err)
+static int check_consistent(struct pc_policy *p, struct pc_error *err)
 {
 	for (int i = 0; i < PC_LIM_COUNT; i++) {
+		/* A system-wide default above this policy's max is clamped: the
+		 * policy's max is the hard ceiling whatever sits below it. */
+		if (!p->def_from_policy[i] && p->limits[i].def > p->limits[i].max)
+			p->limits[i].def = p->limits[i].max;
 		if (p->limits[i].def > p->limits[i].max)
 			return pc_error_set(err, EINVAL, "%s: limits.%s: default %lld is above max %lld",
 					    p->path[0] ? p->path : p->name, pc_limit_table[i].name, p->limits[i].def,
@@ -303,4 +377,36 @@ void pc_policy_free(struct pc_policy *p)
 	free(p->python_json);
 	free(p->grantable_json);
 	p->python_json = p->grantable_json = NULL;
+}
+
+json_object *pc_policy_to_json(const struct pc_policy *p)
+{
+	json_object *o = json_object_new_object(), *lim = json_object_new_object(), *a = json_object_new_object(), *py;
+	const char *why;
+
+	json_object_object_add(o, "name", json_object_new_string(p->name));
+	json_object_object_add(o, "path", p->path[0] ? json_object_new_string(p->path) : NULL);
+	json_object_object_add(o, "rootfs", json_object_new_string(p->rootfs));
+	json_object_object_add(o, "network", json_object_new_string(p->network));
+	json_object_object_add(o, "seccomp", p->seccomp[0] ? json_object_new_string(p->seccomp) : NULL);
+	json_object_object_add(o, "max_code_bytes", json_object_new_int64((int64_t)p->max_code_bytes));
+	json_object_object_add(o, "max_job_bytes", json_object_new_int64((int64_t)p->max_job_bytes));
+	json_object_object_add(o, "max_result_bytes", json_object_new_int64((int64_t)p->max_result_bytes));
+	for (int i = 0; i < PC_LIM_COUNT; i++) {
+		json_object *r = json_object_new_object();
+		json_object_object_add(r, "default", json_object_new_int64(p->limits[i].def));
+		json_object_object_add(r, "max", json_object_new_int64(p->limits[i].max));
+		json_object_object_add(lim, pc_limit_table[i].name, r);
+	}
+	json_object_object_add(o, "limits", lim);
+	py = p->python_json ? pc_json_parse(p->python_json, strlen(p->python_json), &why) : NULL;
+	if (!py)
+		py = json_object_new_object();
+	/* checks is the effective value, whichever layer set it */
+	json_object_object_add(py, "checks", json_object_new_boolean(p->python_checks));
+	json_object_object_add(o, "python", py);
+	json_object_object_add(a, "path", p->audit_log[0] ? json_object_new_string(p->audit_log) : NULL);
+	json_object_object_add(a, "include_code", json_object_new_boolean(p->audit_include_code));
+	json_object_object_add(o, "audit", a);
+	return o;
 }

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <json-c/json.h>
+
 #include "error.h"
 #include "limits.h"
 
@@ -27,11 +29,16 @@ struct pc_policy {
 	bool python_checks;
 	char *python_json; /* the "python" section, serialized for the shim */
 	char *grantable_json; /* python.grantable_imports as a JSON array */
+	bool def_from_policy[PC_LIM_COUNT]; /* default set by a policy file, not below */
+	char audit_log[PATH_MAX]; /* "audit": {"path"}; PYCELL_AUDIT_LOG overrides */
+	bool audit_include_code;  /* "audit": {"include_code"} */
 };
 
 /* Built-in defaults, then the policy file (following "extends"), then the
  * optional system config's limit defaults underneath the policy's. */
 int pc_policy_load(struct pc_policy *p, const char *path, const char *system_config, struct pc_error *err);
 void pc_policy_free(struct pc_policy *p);
+/* The merged policy as JSON (`pycell policy show`). Caller owns it. */
+json_object *pc_policy_to_json(const struct pc_policy *p);
 
 #endif

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 
 #include "jsonutil.h"
+#include "schema.h"
+#include "sha256.h"
 #include "util.h"
 
 /* When several fire at once, this order decides (DESIGN.md section 3). */
@@ -60,6 +62,15 @@ static json_object *text(const struct pc_stream *s, bool *replaced)
 	return t ? json_object_new_string(t) : json_object_new_string("");
 }
 
+/* Milliseconds with microsecond precision: "12.345", not 12.344999999. */
+static json_object *ms_json(double ms)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%.3f", ms);
+	return json_object_new_double_s(ms, buf);
+}
+
 static json_object *limits_json(const long long *limits)
 {
 	json_object *o = json_object_new_object();
@@ -77,10 +88,20 @@ static json_object *trace_json(const struct pc_run *r)
 		json_object *t = json_object_new_object();
 		json_object_object_add(t, "phase", json_object_new_string(r->trace[i].phase));
 		json_object_object_add(t, "ok", json_object_new_boolean(r->trace[i].ok));
-		json_object_object_add(t, "ms", json_object_new_double(r->trace[i].ms));
+		json_object_object_add(t, "ms", ms_json(r->trace[i].ms));
 		json_object_array_add(a, t);
 	}
 	return a;
+}
+
+static void trace_add(json_object *a, const char *phase, bool ok, double ms)
+{
+	json_object *t = json_object_new_object();
+
+	json_object_object_add(t, "phase", json_object_new_string(phase));
+	json_object_object_add(t, "ok", json_object_new_boolean(ok));
+	json_object_object_add(t, "ms", ms_json(ms));
+	json_object_array_add(a, t);
 }
 
 static json_object *error_obj(const char *code, const char *message, json_object *details)
@@ -175,19 +196,46 @@ static void classify(const struct pc_run *r, json_object *report, struct verdict
 	}
 }
 
-static void add_common(json_object *o, const char *id, const char *policy)
+/* output_schema is checked here, on the host, against the value the shim
+ * reported: the sandbox never gets to decide that its own result is valid. */
+static void check_schema(const struct pc_run *r, json_object *val, struct verdict *v)
 {
-	json_object_object_add(o, "id", id ? json_object_new_string(id) : NULL);
-	json_object_object_add(o, "policy", json_object_new_string(policy));
+	_cleanup_json_ json_object *schema = NULL;
+	struct pc_schema_error se;
+	json_object *d;
+	const char *why;
+	char msg[600];
+
+	if (v->code || !r->job->output_schema_json)
+		return;
+	schema = pc_json_parse(r->job->output_schema_json, strlen(r->job->output_schema_json), &why);
+	if (!schema || pc_schema_validate(schema, val, &se) == 0)
+		return;
+	d = json_object_new_object();
+	json_object_object_add(d, "path", json_object_new_string(se.path));
+	json_object_object_add(d, "reason", json_object_new_string(se.reason));
+	snprintf(msg, sizeof(msg), "the result does not match output_schema: %s: %s", se.path, se.reason);
+	consider(v, "RESULT_INVALID", msg, d);
+}
+
+static json_object *sha_json(const char *code, size_t len)
+{
+	char hex[PC_SHA256_HEX];
+
+	if (!code)
+		return NULL;
+	pc_sha256_hex(code, len, hex);
+	return json_object_new_string(hex);
 }
 
 json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 {
-	json_object *o = json_object_new_object(), *report = NULL, *val = NULL, *metrics;
+	json_object *o = json_object_new_object(), *report = NULL, *val = NULL, *metrics, *trace;
 	struct verdict v = { 0 };
 	bool rep_out = false, rep_err = false;
+	long long t0 = now_ns();
 
-	add_common(o, r->job->id, r->policy->name);
+	json_object_object_add(o, "id", r->job->id ? json_object_new_string(r->job->id) : NULL);
 	if (r->setup_failed) {
 		char buf[PC_ERROR_MSG + 128];
 		json_object *d = json_object_new_object();
@@ -198,6 +246,11 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 		classify(r, report, &v);
 		if (!v.code && report && json_object_object_get_ex(report, "result", &val))
 			val = json_object_get(val);
+		check_schema(r, val, &v);
+		if (v.code) {
+			json_object_put(val);
+			val = NULL;
+		}
 	}
 	json_object_object_add(o, "status", json_object_new_string(v.code ? "error" : "ok"));
 	json_object_object_add(o, "error", v.code ? error_obj(v.code, v.message, v.details) : NULL);
@@ -218,28 +271,67 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 	json_object_object_add(o, "timed_out", json_object_new_boolean(r->pump.timed_out));
 	json_object_object_add(o, "limits", limits_json(r->limits));
 	metrics = json_object_new_object();
-	json_object_object_add(metrics, "wall_ms", json_object_new_double((double)r->wall_ns / 1e6));
-	json_object_object_add(metrics, "setup_ms", json_object_new_double((double)r->setup_ns / 1e6));
+	json_object_object_add(metrics, "wall_ms", ms_json((double)r->wall_ns / 1e6));
+	/* cpu_ms and peak_memory_bytes come from the job's cgroup. */
+	json_object_object_add(metrics, "cpu_ms", NULL);
+	json_object_object_add(metrics, "setup_ms", ms_json((double)r->setup_ns / 1e6));
+	json_object_object_add(metrics, "peak_memory_bytes", NULL);
 	json_object_object_add(metrics, "stdout_bytes", json_object_new_int64((int64_t)r->out.total));
 	json_object_object_add(metrics, "stderr_bytes", json_object_new_int64((int64_t)r->err.total));
 	json_object_object_add(o, "metrics", metrics);
-	json_object_object_add(o, "trace", trace_json(r));
+	json_object_object_add(o, "code_sha256", sha_json(r->job->code, r->job->code_len));
+	json_object_object_add(o, "policy", json_object_new_string(r->policy->name));
+	trace = trace_json(r);
+	trace_add(trace, "finalize", true, (double)(now_ns() - t0) / 1e6);
+	json_object_object_add(o, "trace", trace);
+	json_object_object_add(o, "execution_mode", json_object_new_string(pc_job_execution_mode(r->job)));
 	json_object_put(report);
 	*exit_status = !v.code ? PC_EXIT_OK : strcmp(v.code, "INTERNAL_ERROR") == 0 ? PC_EXIT_RUNTIME : PC_EXIT_JOB_ERROR;
 	return o;
 }
 
-json_object *pc_result_refused(const char *id, const char *code, const char *reason, const char *policy)
+json_object *pc_result_refused(const struct pc_refusal *rf)
 {
-	json_object *o = json_object_new_object(), *d = json_object_new_object();
+	json_object *o = json_object_new_object(), *d = json_object_new_object(), *m, *trace;
+	long long lim[PC_LIM_COUNT];
 	char msg[512];
 
-	add_common(o, id, policy);
-	json_object_object_add(d, "reason", json_object_new_string(reason));
-	snprintf(msg, sizeof(msg), "the job was refused: %s", reason);
+	/* Same shape as a job that ran, so callers need one parser: limits are
+	 * what the policy would have granted, nothing ran, nothing was output. */
+	for (int i = 0; i < PC_LIM_COUNT; i++)
+		lim[i] = rf->policy->limits[i].def < rf->policy->limits[i].max ? rf->policy->limits[i].def
+										 : rf->policy->limits[i].max;
+	json_object_object_add(o, "id", rf->id ? json_object_new_string(rf->id) : NULL);
+	json_object_object_add(d, "reason", json_object_new_string(rf->reason));
+	snprintf(msg, sizeof(msg), "the job was refused: %s", rf->reason);
 	json_object_object_add(o, "status", json_object_new_string("error"));
-	json_object_object_add(o, "error", error_obj(code, msg, d));
+	json_object_object_add(o, "error", error_obj(rf->code, msg, d));
 	json_object_object_add(o, "result", NULL);
+	json_object_object_add(o, "stdout", json_object_new_string(""));
+	json_object_object_add(o, "stderr", json_object_new_string(""));
+	json_object_object_add(o, "stdout_truncated", json_object_new_boolean(false));
+	json_object_object_add(o, "stderr_truncated", json_object_new_boolean(false));
+	json_object_object_add(o, "stdout_replaced", json_object_new_boolean(false));
+	json_object_object_add(o, "stderr_replaced", json_object_new_boolean(false));
+	json_object_object_add(o, "exit_code", NULL);
+	json_object_object_add(o, "signal", NULL);
+	json_object_object_add(o, "timed_out", json_object_new_boolean(false));
+	json_object_object_add(o, "limits", limits_json(lim));
+	m = json_object_new_object();
+	json_object_object_add(m, "wall_ms", ms_json(0));
+	json_object_object_add(m, "cpu_ms", NULL);
+	json_object_object_add(m, "setup_ms", ms_json(0));
+	json_object_object_add(m, "peak_memory_bytes", NULL);
+	json_object_object_add(m, "stdout_bytes", json_object_new_int64(0));
+	json_object_object_add(m, "stderr_bytes", json_object_new_int64(0));
+	json_object_object_add(o, "metrics", m);
+	json_object_object_add(o, "code_sha256", sha_json(rf->code_text, rf->code_len));
+	json_object_object_add(o, "policy", json_object_new_string(rf->policy->name));
+	trace = json_object_new_array();
+	for (int i = 0; i < rf->n_trace; i++)
+		trace_add(trace, rf->trace[i].phase, rf->trace[i].ok, rf->trace[i].ms);
+	json_object_object_add(o, "trace", trace);
+	json_object_object_add(o, "execution_mode", NULL);
 	return o;
 }
 
