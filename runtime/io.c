@@ -106,13 +106,14 @@ int pc_pump(struct pc_sandbox *sb, struct pc_stream *out, struct pc_stream *err,
 
 	*o = (struct pc_pump_outcome){ 0 };
 	while (!exited) {
-		struct pollfd pfd[4];
+		struct pollfd pfd[5];
 		int i, n;
 
 		for (i = 0; i < 3; i++)
 			pfd[i] = (struct pollfd){ .fd = streams[i]->fd, .events = POLLIN };
 		pfd[3] = (struct pollfd){ .fd = sb->pidfd, .events = POLLIN };
-		n = poll(pfd, 4, killed ? -1 : poll_timeout_ms(deadline_ns));
+		pfd[4] = (struct pollfd){ .fd = sb->notify_fd, .events = POLLIN };
+		n = poll(pfd, 5, killed ? -1 : poll_timeout_ms(deadline_ns));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -141,6 +142,17 @@ int pc_pump(struct pc_sandbox *sb, struct pc_stream *out, struct pc_stream *err,
 				pc_sandbox_kill(sb);
 				killed = true;
 			}
+		}
+		if (pfd[4].revents & POLLIN) {
+			/* A never-allowed syscall: name it, refuse it, end the job. */
+			if (pc_seccomp_notify_handle(sb->notify_fd, o->seccomp_syscall, sizeof(o->seccomp_syscall)) > 0 &&
+			    !killed) {
+				pc_sandbox_kill(sb);
+				killed = true;
+			}
+		} else if (pfd[4].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			close(sb->notify_fd); /* every filtered task is gone */
+			sb->notify_fd = -1;
 		}
 		if (pfd[3].revents & POLLIN)
 			exited = true;

@@ -24,6 +24,7 @@ struct pc_pump_outcome {
 	bool timed_out;
 	bool output_limit; /* stdout or stderr passed its cap */
 	bool result_limit; /* the result channel passed its cap */
+	char seccomp_syscall[64]; /* a never-allowed call the filter caught, "" if none */
 };
 
 void pc_stream_init(struct pc_stream *s, int fd, size_t limit, int passthrough);

@@ -175,6 +175,14 @@ static void classify(const struct pc_run *r, json_object *report, struct verdict
 					  : NULL;
 		consider(v, shim_code(json_object_get_string(c)), mtxt, dd);
 	}
+	if (r->pump.seccomp_syscall[0]) {
+		json_object *sd = json_object_new_object();
+		json_object_object_add(sd, "syscall", json_object_new_string(r->pump.seccomp_syscall));
+		json_object_object_add(sd, "layer", json_object_new_string("seccomp"));
+		snprintf(msg, sizeof(msg), "the job called '%s', which the seccomp filter never allows; it was killed",
+			 r->pump.seccomp_syscall);
+		consider(v, "SECURITY_ERROR", msg, sd);
+	}
 	if (r->pump.output_limit) {
 		snprintf(msg, sizeof(msg), "%s passed its cap; the job was killed at the cap",
 			 r->out.truncated ? "stdout" : "stderr");

@@ -114,8 +114,12 @@ static int prepare_config(struct pc_run *r, struct pc_sandbox_config *cfg, int *
 int pc_run_job(struct pc_run *r)
 {
 	static char *argv_shim[] = { PC_SANDBOX_INIT, "/usr/bin/python3", "-I", "-S", "-B", SHIM_MAIN, NULL };
+	/* A crashing job never reaches the host's core_pattern helper. */
+	static const struct pc_rlimit no_core = { RLIMIT_CORE, { 0, 0 } };
 	_cleanup_close_ int in_fd = -1, boot_fd = -1;
 	struct pc_sandbox_config cfg = { 0 };
+	struct pc_seccomp sc = { 0 };
+	struct pc_landlock ll;
 	struct pc_sandbox sb;
 	long long t0 = now_ns(), deadline;
 	bool from_init;
@@ -128,6 +132,15 @@ int pc_run_job(struct pc_run *r)
 	if ((ret = prepare_config(r, &cfg, &in_fd, &boot_fd)) < 0)
 		goto setup_failed;
 	cfg.argv = r->ablation ? r->ablation_argv : argv_shim;
+	if (cfg.n_rlimits == 0)
+		cfg.rlimits = &no_core, cfg.n_rlimits = 1;
+	if (r->policy->seccomp[0] && (ret = pc_seccomp_prepare(&sc, r->policy->seccomp, &r->setup_error)) < 0) {
+		pc_error_wrap(&r->setup_error, "seccomp");
+		goto setup_failed;
+	}
+	cfg.seccomp = sc.enabled ? &sc : NULL;
+	pc_landlock_prepare(&ll);
+	cfg.landlock = &ll;
 	if ((ret = pc_sandbox_start(&cfg, &sb, &r->setup_error)) < 0)
 		goto setup_failed;
 	r->setup_ns = now_ns() - t0;
@@ -146,6 +159,7 @@ int pc_run_job(struct pc_run *r)
 	r->wall_ns = now_ns() - t0;
 	pc_run_trace(r, "execute", ret == 0, t0);
 	pc_sandbox_destroy(&sb);
+	pc_seccomp_free(&sc);
 	return ret;
 
 setup_failed:
@@ -153,6 +167,7 @@ setup_failed:
 	r->setup_ns = now_ns() - t0;
 	pc_run_trace(r, "setup", false, t0);
 	pc_sandbox_destroy(&sb);
+	pc_seccomp_free(&sc);
 	return ret;
 }
 

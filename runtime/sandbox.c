@@ -20,6 +20,9 @@
  *   sync 2  child  -> parent  PC_SYNC_ERROR: a setup step failed (step, errno)
  *   sync 3  init   -> parent  PC_SYNC_EXEC_OK: the job process is running
  *   sync 4  init   -> parent  PC_SYNC_EXIT: the job's raw wait status
+ *   sync 5  child  -> parent  PC_SYNC_SECCOMP_FD: the seccomp listener
+ *                             (SCM_RIGHTS), sent right after the filter
+ *                             is loaded; the child keeps no copy
  * An EOF before sync 3 without a sync 2 record means pid 1 died silently;
  * it is reported as such, never as success. */
 #define _GNU_SOURCE
@@ -177,8 +180,10 @@ static void __attribute__((noreturn)) child_main(const struct pc_sandbox_config 
 	sync_fd = PC_FD_SYNC;
 	if (pc_caps_setup_child(&sb->caps, &e) < 0)
 		child_fail(sync_fd, &e);
+	if (pc_landlock_setup_child(cfg->landlock, &e) < 0)
+		child_fail(sync_fd, &e);
 	/* Seccomp goes last: after it, the steps above would be refused. */
-	if (cfg->seccomp && pc_seccomp_setup_child(cfg->seccomp, &e) < 0)
+	if (cfg->seccomp && pc_seccomp_setup_child(cfg->seccomp, sync_fd, &e) < 0)
 		child_fail(sync_fd, &e);
 	execve(PC_SANDBOX_INIT, cfg->argv, cfg->envp);
 	pc_error_set(&e, errno, "exec pycell-init '%s'", PC_SANDBOX_INIT);
@@ -219,15 +224,28 @@ static int write_id_maps(const struct pc_sandbox_config *cfg, pid_t pid, struct 
 	return write_proc_file(pid, "gid_map", map, err);
 }
 
-static int recv_msg(int fd, struct pc_sync_msg *m)
+/* recvmsg, not recv: a PC_SYNC_SECCOMP_FD record carries a descriptor
+ * (SCM_RIGHTS), which *passed_fd receives (-1 when none came). */
+static int recv_msg(int fd, struct pc_sync_msg *m, int *passed_fd)
 {
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
 	ssize_t n;
 
+	*passed_fd = -1;
 	do
-		n = recv(fd, m, sizeof(*m), 0);
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
 	return n == (ssize_t)sizeof(*m) ? 1 : 0; /* 0: EOF or short record */
 }
 
@@ -236,7 +254,13 @@ static int wait_exec(struct pc_sandbox *sb, struct pc_error *err)
 	struct pc_sync_msg m;
 
 	for (;;) {
-		int r = recv_msg(sb->sync_fd, &m);
+		int fd, r = recv_msg(sb->sync_fd, &m, &fd);
+
+		/* sync 5 */
+		if (fd >= 0 && m.type == PC_SYNC_SECCOMP_FD && sb->notify_fd < 0)
+			sb->notify_fd = fd;
+		else if (fd >= 0)
+			close(fd);
 
 		if (r < 0)
 			return pc_error_set(err, -r, "read sandbox sync socket");
@@ -278,7 +302,8 @@ static const char *clone_hint(int e)
 
 void pc_sandbox_init(struct pc_sandbox *sb)
 {
-	*sb = (struct pc_sandbox){ .pid = -1, .pidfd = -1, .sync_fd = -1, .out_fd = -1, .err_fd = -1, .result_fd = -1 };
+	*sb = (struct pc_sandbox){ .pid = -1, .pidfd = -1, .sync_fd = -1, .out_fd = -1, .err_fd = -1, .result_fd = -1,
+				  .notify_fd = -1 };
 }
 
 int pc_sandbox_start(const struct pc_sandbox_config *cfg, struct pc_sandbox *sb, struct pc_error *err)
@@ -334,7 +359,7 @@ void pc_sandbox_kill(struct pc_sandbox *sb)
 int pc_sandbox_reap(struct pc_sandbox *sb, int *job_status, bool *from_init)
 {
 	struct pc_sync_msg m;
-	int st = 0;
+	int st = 0, fd;
 	pid_t p;
 
 	*from_init = false;
@@ -349,7 +374,9 @@ int pc_sandbox_reap(struct pc_sandbox *sb, int *job_status, bool *from_init)
 	*job_status = st;
 	/* sync 4: pid 1 is gone, so whatever it sent is already queued. */
 	fcntl(sb->sync_fd, F_SETFL, O_NONBLOCK);
-	while (recv_msg(sb->sync_fd, &m) > 0) {
+	while (recv_msg(sb->sync_fd, &m, &fd) > 0) {
+		if (fd >= 0)
+			close(fd);
 		if (m.type == PC_SYNC_EXIT) {
 			*job_status = m.status;
 			*from_init = true;
@@ -372,6 +399,7 @@ void pc_sandbox_destroy(struct pc_sandbox *sb)
 	cleanup_closep(&sb->out_fd);
 	cleanup_closep(&sb->err_fd);
 	cleanup_closep(&sb->result_fd);
-	sb->pidfd = sb->sync_fd = sb->out_fd = sb->err_fd = sb->result_fd = -1;
+	cleanup_closep(&sb->notify_fd);
+	sb->pidfd = sb->sync_fd = sb->out_fd = sb->err_fd = sb->result_fd = sb->notify_fd = -1;
 	pc_caps_free(&sb->caps);
 }

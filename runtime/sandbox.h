@@ -10,6 +10,7 @@
 #include "caps.h"
 #include "cgroup.h"
 #include "error.h"
+#include "landlock.h"
 #include "mounts.h"
 #include "seccomp.h"
 
@@ -42,6 +43,7 @@ struct pc_sandbox_config {
 	char *const *envp; /* built from scratch by the caller */
 	struct pc_cgroup *cgroup;        /* NULL: none */
 	const struct pc_seccomp *seccomp; /* NULL: no filter (never in production) */
+	const struct pc_landlock *landlock; /* NULL or !enabled: no Landlock */
 };
 
 struct pc_sandbox {
@@ -51,6 +53,7 @@ struct pc_sandbox {
 	int out_fd; /* read ends, non-blocking */
 	int err_fd;
 	int result_fd;
+	int notify_fd; /* seccomp user-notification listener, -1 if none */
 	struct pc_caps caps;
 };
 

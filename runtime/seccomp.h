@@ -1,10 +1,22 @@
 /* seccomp: default-deny allowlist built in the parent (libseccomp), loaded
- * in the child as the very last step before exec. */
+ * in the child as the very last step before exec.
+ *
+ * Three outcomes for a system call:
+ *   allowed     named by the list the policy names (policy/seccomp/)
+ *   EPERM       everything else (clone3: ENOSYS, so libc falls back to
+ *               clone, whose flags the filter can see)
+ *   notify      the never-allowed families (a fixed table in seccomp.c,
+ *               whatever a list says): the kernel parks the caller and
+ *               hands the supervisor a seccomp user notification
+ *               (seccomp_unotify(2)); the supervisor answers EPERM, records
+ *               the syscall's name and kills the sandbox, so the result
+ *               says SECURITY_ERROR and names the call. */
 #ifndef PYCELL_SECCOMP_H
 #define PYCELL_SECCOMP_H
 
 #include <linux/filter.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "error.h"
 
@@ -16,7 +28,16 @@ struct pc_seccomp {
 /* Parent: builds the filter from the seccomp list file (policy's "seccomp"). */
 int pc_seccomp_prepare(struct pc_seccomp *s, const char *list_path, struct pc_error *err);
 void pc_seccomp_free(struct pc_seccomp *s);
-/* Child: loads the prepared program; allocates nothing. */
-int pc_seccomp_setup_child(const struct pc_seccomp *s, struct pc_error *err);
+/* Child: loads the prepared program with a user-notification listener and
+ * passes the listener to the supervisor over sync_fd (a PC_SYNC_SECCOMP_FD
+ * record carrying SCM_RIGHTS), then closes its own copy. Allocates nothing. */
+int pc_seccomp_setup_child(const struct pc_seccomp *s, int sync_fd, struct pc_error *err);
+/* Supervisor: answers one pending notification with EPERM and writes the
+ * offending syscall's name into name. Returns 1 when a call was caught, 0
+ * when the notification vanished (the caller died first), negative errno. */
+int pc_seccomp_notify_handle(int listener, char *name, size_t len);
+/* `pycell policy seccomp`: the filter a list produces, in libseccomp's PFC
+ * text, written to fd. Also reports the BPF size in instructions. */
+int pc_seccomp_export_pfc(const char *list_path, int fd, size_t *bpf_insns, struct pc_error *err);
 
 #endif

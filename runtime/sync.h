@@ -11,6 +11,7 @@ enum pc_sync_type {
 	PC_SYNC_ERROR = 2,   /* child -> parent: step failed (msg, errnum) */
 	PC_SYNC_EXEC_OK = 3, /* init -> parent: the job process is running */
 	PC_SYNC_EXIT = 4,    /* init -> parent: job ended, raw wait status */
+	PC_SYNC_SECCOMP_FD = 5, /* child -> parent: SCM_RIGHTS seccomp listener */
 };
 
 struct pc_sync_msg {
