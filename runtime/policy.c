@@ -21,7 +21,7 @@
 
 static const char *const policy_keys[] = { "name",   "extends", "rootfs", "network", "limits", "python",
 					   "seccomp", "max_code_bytes", "max_job_bytes", "max_result_bytes",
-					   "description", "audit" };
+					   "description", "audit", "require_cgroups" };
 
 static int read_file(const char *path, size_t max, char **out, size_t *len, struct pc_error *err)
 {
@@ -248,8 +248,10 @@ static int apply_object(struct pc_policy *p, json_object *root, const char *path
 			return r;
 		if (resolve_relative(base, sizeof(base), path, rel) < 0)
 			return pc_error_set(err, ENAMETOOLONG, "%s: extends: path too long", path);
+		/* Wrapped once, at the top: a chain of 8 files would otherwise push
+		 * the root cause out of the message. */
 		if ((r = load_layer(p, base, depth + 1, err)) < 0)
-			return pc_error_wrap(err, "%s: extends", path);
+			return depth == 0 ? pc_error_wrap(err, "%s: extends", path) : r;
 	}
 	if (json_object_object_get_ex(root, "name", &v) && (r = set_string(p->name, sizeof(p->name), v, path, "name", err)) < 0)
 		return r;
@@ -283,6 +285,11 @@ static int apply_object(struct pc_policy *p, json_object *root, const char *path
 		return r;
 	if (json_object_object_get_ex(root, "python", &v) && (r = apply_python(p, v, path, err)) < 0)
 		return r;
+	if (json_object_object_get_ex(root, "require_cgroups", &v)) {
+		const char *why;
+		if (pc_json_bool(v, &p->require_cgroups, &why) < 0)
+			return pc_error_set(err, EINVAL, "%s: require_cgroups: %s", path, why);
+	}
 	if (json_object_object_get_ex(root, "audit", &v) && (r = apply_audit(p, v, path, err)) < 0)
 		return r;
 	return 0;
