@@ -31,5 +31,6 @@ int pc_cli_read_input(const char *path, size_t max, char **buf, size_t *len);
 int pc_cmd_run(int argc, char **argv);
 int pc_cmd_exec(int argc, char **argv);
 int pc_cmd_policy(int argc, char **argv);
+int pc_cmd_policy_seccomp(int argc, char **argv);
 
 #endif

@@ -130,6 +130,8 @@ int pc_cmd_policy(int argc, char **argv)
 		return policy_show(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return policy_check(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "seccomp") == 0)
+		return pc_cmd_policy_seccomp(argc - 1, argv + 1);
 	fprintf(stderr, "usage: pycell policy show [--policy FILE] [--job JOB.json|-]\n"
 			"       pycell policy check FILE\n");
 	return PC_EXIT_USAGE;

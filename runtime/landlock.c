@@ -83,7 +83,9 @@ static int allow_path(int ruleset, const char *path, uint64_t rights, uint64_t h
 int pc_landlock_setup_child(const struct pc_landlock *l, struct pc_error *err)
 {
 	static const char *const devs[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom" };
-	static const char *const rw[] = { PC_WORKDIR, "/tmp" };
+	/* /dev/shm: POSIX semaphores for multiprocessing (sem_open), when
+	 * mounts.c provides it. */
+	static const char *const rw[] = { PC_WORKDIR, "/tmp", "/dev/shm" };
 	struct ruleset_attr_v6 attr = { 0 };
 	_cleanup_close_ int rs = -1;
 	uint64_t h;
@@ -103,6 +105,8 @@ int pc_landlock_setup_child(const struct pc_landlock *l, struct pc_error *err)
 	if ((r = allow_path(rs, "/", READ_RIGHTS, h, err)) < 0)
 		return r;
 	for (i = 0; i < ARRAY_SIZE(rw); i++) {
+		if (access(rw[i], F_OK) < 0 && errno == ENOENT)
+			continue;
 		if ((r = allow_path(rs, rw[i], h, h, err)) < 0)
 			return r;
 	}

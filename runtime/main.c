@@ -16,6 +16,7 @@ static void usage(FILE *f)
 	      "                                                     run Python, stream its output, exit with its status\n"
 	      "  policy show [--policy FILE] [--job JOB.json]       print the merged policy (and a job's limits)\n"
 	      "  policy check FILE                                  validate a policy file\n"
+	      "  policy seccomp [--policy FILE]                     print the effective seccomp filter (PFC)\n"
 	      "  help                                               this text\n"
 	      "\n"
 	      "exit status of run: 0 job ok, 1 job error (result printed), 2 unusable invocation,\n"
