@@ -1,40 +1,399 @@
-/* Placeholder until the resource-control issue lands: no cgroup. */
+/* cgroup front end: detection, the per-job name, shared file helpers, gc.
+ * The hierarchy-specific writes live in cgroup_v1.c and cgroup_v2.c. */
+#define _GNU_SOURCE
 #include "cgroup.h"
 
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup_internal.h"
+#include "util.h"
+
+const char *const cg_v1_controllers[CG_V1_NCTL] = { "memory", "pids", "cpu", "cpuacct" };
+
+/* ------------------------------------------------------------ file helpers */
+
+int cg_write(int dirfd, const char *name, struct pc_error *err, const char *fmt, ...)
+{
+	_cleanup_close_ int fd = -1;
+	char buf[128];
+	va_list ap;
+	ssize_t n;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(buf))
+		return pc_error_set(err, EINVAL, "cgroup value for '%s' too long", name);
+	fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return pc_error_set(err, errno, "open cgroup file '%s'", name);
+	do
+		n = write(fd, buf, (size_t)len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return pc_error_set(err, errno, "write '%s' to '%s'", buf, name);
+	if (n != len)
+		return pc_error_set(err, EIO, "short write of '%s' to '%s' (%zd of %d bytes)", buf, name, n, len);
+	return 0;
+}
+
+ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	size_t got = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (got + 1 < len) {
+		ssize_t n = read(fd, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
+long long cg_read_key(int dirfd, const char *name, const char *key)
+{
+	char buf[4096];
+	size_t klen = strlen(key);
+
+	if (cg_read(dirfd, name, buf, sizeof(buf)) < 0)
+		return -1;
+	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+			return strtoll(line + klen + 1, NULL, 10);
+	}
+	return -1;
+}
+
+long long cg_read_ll(int dirfd, const char *name)
+{
+	char buf[64], *end;
+	long long v;
+
+	if (cg_read(dirfd, name, buf, sizeof(buf)) <= 0)
+		return -1;
+	v = strtoll(buf, &end, 10);
+	return end == buf ? -1 : v;
+}
+
+int cg_open_dir(int atfd, const char *rel)
+{
+	return openat(atfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+}
+
+int cg_mkdir_parents(int rootfd, const char *rel, struct pc_error *err)
+{
+	char path[PATH_MAX], *p;
+
+	snprintf(path, sizeof(path), "%s", rel);
+	for (p = path;; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (path[0] && mkdirat(rootfd, path, 0755) < 0 && errno != EEXIST)
+				return pc_error_set(err, errno, "mkdir cgroup '%s'", path);
+			if (c == '\0')
+				return 0;
+			*p = c;
+		}
+	}
+}
+
+void cg_kill_procs(int dirfd)
+{
+	for (int round = 0; round < 100; round++) {
+		char buf[8192];
+		bool any = false;
+
+		if (cg_read(dirfd, "cgroup.procs", buf, sizeof(buf)) <= 0)
+			return;
+		for (char *s = buf; *s;) {
+			char *end;
+			long pid = strtol(s, &end, 10);
+			if (end == s)
+				break;
+			if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
+				any = true;
+			s = end;
+			while (*s == '\n')
+				s++;
+		}
+		if (!any)
+			return;
+		nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+	}
+}
+
+int cg_rmdir(int parentfd, const char *name)
+{
+	/* The group empties when its last task has fully exited, which can
+	 * trail the reaping of pid 1 by a moment. */
+	for (int i = 0; i < 200; i++) {
+		if (unlinkat(parentfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			return -errno;
+		nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+	}
+	return -EBUSY;
+}
+
+/* --------------------------------------------------------------- detection */
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : def;
+}
+
+static int detect_version(const char *root)
+{
+	const char *forced = getenv("PYCELL_CGROUP_VERSION");
+	char path[PATH_MAX], buf[512];
+	struct statfs sfs;
+	_cleanup_close_ int fd = -1;
+
+	if (forced && *forced)
+		return atoi(forced);
+	if (statfs(root, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC) {
+		fd = cg_open_dir(AT_FDCWD, root);
+		/* A unified hierarchy without the memory controller cannot
+		 * enforce anything that matters here. */
+		if (fd >= 0 && cg_read(fd, "cgroup.controllers", buf, sizeof(buf)) > 0 && strstr(buf, "memory"))
+			return 2;
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/memory", root);
+	if (statfs(path, &sfs) == 0 && sfs.f_type == CGROUP_SUPER_MAGIC)
+		return 1;
+	return 0;
+}
+
+static int valid_parent(const char *p)
+{
+	/* Relative, no "..", no empty component: it is joined under the root. */
+	if (!*p || *p == '/' || strstr(p, "..") || strstr(p, "//") || p[strlen(p) - 1] == '/')
+		return 0;
+	for (; *p; p++) {
+		if (!isalnum((unsigned char)*p) && !strchr("/-_.", *p))
+			return 0;
+	}
+	return 1;
+}
+
+static void none_applied(struct pc_cgroup *cg)
+{
+	cg->version = 0;
+	snprintf(cg->unapplied, sizeof(cg->unapplied), "memory,pids,cpu");
+}
 
 int pc_cgroup_prepare(struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT], struct pc_error *err)
 {
-	(void)limits;
-	(void)err;
+	struct cg_backend *b;
+	unsigned int rnd = 0;
+	int r;
+
 	memset(cg, 0, sizeof(*cg));
 	cg->clone_fd = -1;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return pc_error_set(err, ENOMEM, "cgroup state");
+	for (int i = 0; i < CG_V1_NCTL; i++)
+		b->dir[i] = -1;
+	snprintf(b->root, sizeof(b->root), "%s", env_or("PYCELL_CGROUP_ROOT", "/sys/fs/cgroup"));
+	snprintf(b->parent, sizeof(b->parent), "%s", env_or("PYCELL_CGROUP_PARENT", PC_CGROUP_DEFAULT_PARENT));
+	if (!valid_parent(b->parent)) {
+		free(b);
+		return pc_error_set(err, EINVAL,
+				    "PYCELL_CGROUP_PARENT '%s': give a relative path such as 'pycell' (letters, digits, "
+				    "'/', '-', '_', '.')",
+				    b->parent);
+	}
+	b->version = detect_version(b->root);
+	if (b->version != 1 && b->version != 2) {
+		free(b);
+		none_applied(cg);
+		return 0;
+	}
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (unsigned int)now_ns();
+	snprintf(cg->name, sizeof(cg->name), "job-%d-%08x", (int)getpid(), rnd);
+	r = b->version == 2 ? cg_v2_prepare(b, cg->name, limits, err) : cg_v1_prepare(b, cg->name, limits, err);
+	cg->backend = b;
+	cg->version = b->version;
+	if (r < 0) {
+		bool denied = -r == EACCES || -r == EPERM || -r == EROFS;
+		int version = b->version;
+		char where[PATH_MAX + 100];
+
+		snprintf(where, sizeof(where), "cgroup v%d '%s/%s'", version, b->parent, cg->name);
+		pc_cgroup_destroy(cg);
+		if (denied && geteuid() != 0) {
+			/* Rootless without a delegated subtree: run, but say so. */
+			none_applied(cg);
+			return 0;
+		}
+		return pc_error_wrap(err, "%s", where);
+	}
+	if (b->version == 2)
+		cg->clone_fd = b->dir[0];
 	return 0;
 }
 
 int pc_cgroup_setup_parent(struct pc_cgroup *cg, pid_t pid, struct pc_error *err)
 {
-	(void)cg;
-	(void)pid;
-	(void)err;
-	return 0;
+	struct cg_backend *b = cg->backend;
+
+	if (!b)
+		return 0;
+	return b->version == 2 ? cg_v2_attach(b, pid, err) : cg_v1_attach(b, pid, err);
 }
 
 void pc_cgroup_kill(struct pc_cgroup *cg)
 {
-	(void)cg;
+	struct cg_backend *b = cg->backend;
+
+	if (b)
+		b->version == 2 ? cg_v2_kill(b) : cg_v1_kill(b);
+}
+
+int pc_cgroup_cpu_ns(struct pc_cgroup *cg, long long *ns)
+{
+	struct cg_backend *b = cg->backend;
+
+	if (!b)
+		return -ENOENT;
+	return b->version == 2 ? cg_v2_cpu_ns(b, ns) : cg_v1_cpu_ns(b, ns);
 }
 
 int pc_cgroup_stats(struct pc_cgroup *cg, struct pc_cgroup_stats *st, struct pc_error *err)
 {
-	(void)cg;
-	(void)err;
+	struct cg_backend *b = cg->backend;
+
 	memset(st, 0, sizeof(*st));
 	st->peak_memory_bytes = -1;
+	if (!b)
+		return pc_error_set(err, ENOENT, "no cgroup");
+	b->version == 2 ? cg_v2_stats(b, st) : cg_v1_stats(b, st);
 	return 0;
 }
 
 void pc_cgroup_destroy(struct pc_cgroup *cg)
 {
-	(void)cg;
+	struct cg_backend *b = cg->backend;
+
+	if (!b)
+		return;
+	b->version == 2 ? cg_v2_destroy(b, cg->name) : cg_v1_destroy(b, cg->name);
+	for (int i = 0; i < CG_V1_NCTL; i++)
+		cleanup_closep(&b->dir[i]);
+	free(b);
+	cg->backend = NULL;
+	cg->clone_fd = -1;
+}
+
+/* --------------------------------------------------------------------- gc */
+
+/* A job group's owner is the pycell named in it; it is alive when that pid
+ * exists and is a pycell (pid reuse by anything else does not count). */
+static bool owner_alive(const char *name)
+{
+	char path[64], comm[32];
+	int pid = 0;
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+
+	if (sscanf(name, "job-%d-", &pid) != 1 || pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, comm, sizeof(comm) - 1);
+	if (n <= 0)
+		return false;
+	comm[n] = '\0';
+	return strncmp(comm, "pycell", 6) == 0;
+}
+
+/* Removes the stale job groups in one hierarchy's parent directory. */
+static int gc_dir(const char *parent_path, int *removed)
+{
+	_cleanup_close_ int pfd = cg_open_dir(AT_FDCWD, parent_path);
+	DIR *d;
+	struct dirent *de;
+	int failed = 0;
+
+	if (pfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	d = fdopendir(dup(pfd));
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		_cleanup_close_ int jfd = -1;
+
+		if (de->d_type != DT_DIR || strncmp(de->d_name, "job-", 4) != 0 || owner_alive(de->d_name))
+			continue;
+		jfd = cg_open_dir(pfd, de->d_name);
+		if (jfd >= 0) {
+			if (cg_write(jfd, "cgroup.kill", NULL, "1") < 0)
+				cg_kill_procs(jfd);
+		}
+		if (cg_rmdir(pfd, de->d_name) == 0)
+			(*removed)++;
+		else
+			failed++;
+	}
+	closedir(d);
+	return failed ? -EBUSY : 0;
+}
+
+int pc_cgroup_gc(int *removed, struct pc_error *err)
+{
+	const char *root = env_or("PYCELL_CGROUP_ROOT", "/sys/fs/cgroup");
+	const char *parent = env_or("PYCELL_CGROUP_PARENT", PC_CGROUP_DEFAULT_PARENT);
+	char path[PATH_MAX * 2 + 32];
+	int version = detect_version(root), r = 0, rr;
+
+	*removed = 0;
+	if (!valid_parent(parent))
+		return pc_error_set(err, EINVAL, "PYCELL_CGROUP_PARENT '%s' is not a relative path", parent);
+	if (version == 2) {
+		snprintf(path, sizeof(path), "%s/%s", root, parent);
+		r = gc_dir(path, removed);
+	} else if (version == 1) {
+		/* A group lives in every controller: count it once (memory). */
+		for (int i = CG_V1_NCTL - 1; i >= 0; i--) {
+			int n = 0;
+			snprintf(path, sizeof(path), "%s/%s/%s", root, cg_v1_controllers[i], parent);
+			if ((rr = gc_dir(path, &n)) < 0)
+				r = rr;
+			if (i == 0)
+				*removed = n;
+		}
+	}
+	if (r < 0)
+		return pc_error_set(err, -r, "remove stale cgroups under '%s/.../%s'", root, parent);
+	return 0;
 }

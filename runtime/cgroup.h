@@ -1,5 +1,18 @@
 /* cgroups behind one small interface with a v2 and a v1 backend (crun's
- * libcrun_cgroup_manager): the caller never knows which hierarchy it runs on. */
+ * libcrun_cgroup_manager): the caller never knows which hierarchy it runs on.
+ *
+ * Layout: every job gets `<parent>/job-<pycell pid>-<random>`, where parent is
+ * $PYCELL_CGROUP_PARENT or "pycell", relative to the hierarchy's mount root
+ * (v2: /sys/fs/cgroup; v1: /sys/fs/cgroup/<controller> for memory, pids, cpu,
+ * cpuacct). `pycell gc` removes job groups whose pycell is gone.
+ *
+ * Detection at run time: pure v2 when /sys/fs/cgroup is cgroup2fs with
+ * "memory" in cgroup.controllers; v1 when /sys/fs/cgroup/memory is a cgroup
+ * mount; else (or when the groups cannot be created: rootless without
+ * delegation) version 0, and `unapplied` names what is not enforced.
+ * PYCELL_CGROUP_VERSION=0|1|2 forces a version (0 = off; tests and
+ * benchmarks) and PYCELL_CGROUP_ROOT moves the mount root (unit tests
+ * against a fake directory). */
 #ifndef PYCELL_CGROUP_H
 #define PYCELL_CGROUP_H
 
@@ -9,28 +22,40 @@
 #include "error.h"
 #include "limits.h"
 
+#define PC_CGROUP_DEFAULT_PARENT "pycell"
+
 struct pc_cgroup {
 	int version;   /* 0: none (rootless without delegation), 1 or 2 */
 	int clone_fd;  /* v2: directory fd for CLONE_INTO_CGROUP, else -1 */
 	void *backend; /* owned by cgroup.c */
+	char name[96]; /* job-<pid>-<hex>; "" when version 0 */
+	char unapplied[64]; /* "memory,pids,cpu" limits not enforced; "" when all are */
 };
 
 struct pc_cgroup_stats {
 	long long cpu_ns;
 	long long peak_memory_bytes; /* -1 when unknown */
-	bool oom_killed;
-	bool pids_hit;
-	bool cpu_exhausted;
+	bool oom_killed;  /* the kernel OOM-killed a process of the group */
+	bool memory_hit;  /* the memory limit was reached (v1 failcnt, v2 events max) */
+	bool pids_hit;    /* a fork failed at pids.max */
+	bool cpu_exhausted; /* filled in by the caller from cpu_ns and cpu_ms */
 };
 
-/* Parent, before clone: creates the per-job group and writes the limits. */
+/* Parent, before clone: creates the per-job group and writes the limits.
+ * Falls back to version 0 (never fails) when no usable hierarchy exists;
+ * fails when a hierarchy exists but a limit cannot be written. */
 int pc_cgroup_prepare(struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT], struct pc_error *err);
 /* Parent, after clone and before the child runs (v1: attach the pid). */
 int pc_cgroup_setup_parent(struct pc_cgroup *cg, pid_t pid, struct pc_error *err);
 /* Kills every process in the group. */
 void pc_cgroup_kill(struct pc_cgroup *cg);
+/* The group's cpu time so far (cheap: for the supervisor's cpu_ms poll). */
+int pc_cgroup_cpu_ns(struct pc_cgroup *cg, long long *ns);
 int pc_cgroup_stats(struct pc_cgroup *cg, struct pc_cgroup_stats *st, struct pc_error *err);
 /* Removes the group (after the sandbox is reaped). Idempotent. */
 void pc_cgroup_destroy(struct pc_cgroup *cg);
+/* `pycell gc`: removes job groups under the parent whose pycell process is
+ * gone (killing what is left in them first). *removed counts groups. */
+int pc_cgroup_gc(int *removed, struct pc_error *err);
 
 #endif

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -98,28 +99,59 @@ static int poll_timeout_ms(long long deadline_ns)
 	return (int)((left + 999999) / 1000000);
 }
 
+/* The resource watch (cpu_ms poll) and a stop signal to pycell; true when
+ * either says the job must end now. */
+static bool watch_fired(const struct pc_pump_watch *w, long long *next_check, short sig_revents,
+			struct pc_pump_outcome *o)
+{
+	if (!w)
+		return false;
+	if (sig_revents & POLLIN) {
+		struct signalfd_siginfo si;
+		if (read(w->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			o->interrupted = (int)si.ssi_signo;
+			return true;
+		}
+	}
+	if (w->check && now_ns() >= *next_check) {
+		*next_check = now_ns() + w->interval_ms * 1000000LL;
+		if (w->check(w->ctx) > 0) {
+			o->watch_limit = true;
+			return true;
+		}
+	}
+	return false;
+}
+
 int pc_pump(struct pc_sandbox *sb, struct pc_stream *out, struct pc_stream *err, struct pc_stream *res,
-	    long long deadline_ns, struct pc_pump_outcome *o, struct pc_error *e)
+	    long long deadline_ns, const struct pc_pump_watch *w, struct pc_pump_outcome *o, struct pc_error *e)
 {
 	struct pc_stream *streams[3] = { out, err, res };
 	bool exited = false, killed = false;
+	long long next_check = now_ns() + (w ? w->interval_ms : 0) * 1000000LL;
 
 	*o = (struct pc_pump_outcome){ 0 };
 	while (!exited) {
-		struct pollfd pfd[5];
+		struct pollfd pfd[6];
 		int i, n;
+		long long wake = w && w->check && !killed && next_check < deadline_ns ? next_check : deadline_ns;
 
 		for (i = 0; i < 3; i++)
 			pfd[i] = (struct pollfd){ .fd = streams[i]->fd, .events = POLLIN };
 		pfd[3] = (struct pollfd){ .fd = sb->pidfd, .events = POLLIN };
 		pfd[4] = (struct pollfd){ .fd = sb->notify_fd, .events = POLLIN };
-		n = poll(pfd, 5, killed ? -1 : poll_timeout_ms(deadline_ns));
+		pfd[5] = (struct pollfd){ .fd = w && !killed ? w->signal_fd : -1, .events = POLLIN };
+		n = poll(pfd, 6, killed ? -1 : poll_timeout_ms(wake));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return pc_error_set(e, errno, "poll");
 		}
-		if (n == 0 && !killed) {
+		if (!killed && watch_fired(w, &next_check, pfd[5].revents, o)) {
+			pc_sandbox_kill(sb);
+			killed = true;
+		}
+		if (n == 0 && !killed && now_ns() >= deadline_ns) {
 			o->timed_out = true;
 			pc_sandbox_kill(sb);
 			killed = true;

@@ -25,6 +25,16 @@ struct pc_pump_outcome {
 	bool output_limit; /* stdout or stderr passed its cap */
 	bool result_limit; /* the result channel passed its cap */
 	char seccomp_syscall[64]; /* a never-allowed call the filter caught, "" if none */
+	bool watch_limit; /* the watch's check fired (cpu_ms) and the job was killed */
+	int interrupted;  /* a signal to pycell ended the job (its number), 0 if none */
+};
+
+/* Periodic check and signal source for the pump (resources.c). */
+struct pc_pump_watch {
+	int (*check)(void *ctx); /* every interval_ms; > 0: kill the job */
+	void *ctx;
+	int interval_ms;
+	int signal_fd; /* signalfd: readable = pycell was asked to stop; -1 if none */
 };
 
 void pc_stream_init(struct pc_stream *s, int fd, size_t limit, int passthrough);
@@ -33,6 +43,6 @@ void pc_stream_free(struct pc_stream *s);
 /* Runs until pid 1 exits, or kills the sandbox at the deadline or at the
  * first stream over its cap, then drains what is left. */
 int pc_pump(struct pc_sandbox *sb, struct pc_stream *out, struct pc_stream *err, struct pc_stream *res,
-	    long long deadline_ns, struct pc_pump_outcome *o, struct pc_error *e);
+	    long long deadline_ns, const struct pc_pump_watch *w, struct pc_pump_outcome *o, struct pc_error *e);
 
 #endif

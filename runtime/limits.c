@@ -16,6 +16,8 @@ const struct pc_limit_info pc_limit_table[PC_LIM_COUNT] = {
 	[PC_LIM_STDERR_BYTES] = { "stderr_bytes", 0, 1024 * MiB, { MiB, 16 * MiB } },
 	[PC_LIM_TMPFS_MB] = { "tmpfs_mb", 1, 64 * 1024, { 64, 1024 } },
 	[PC_LIM_FILE_BYTES] = { "file_bytes", 1, 1024 * 1024 * MiB, { 16 * MiB, 1024 * MiB } },
+	/* cpu.max / cfs_quota_us: percent of one core per period (100 = 1 cpu). */
+	[PC_LIM_CPU_PERCENT] = { "cpu_percent", 1, 100 * 1024, { 100, 400 } },
 };
 
 int pc_limit_index(const char *name)

@@ -11,6 +11,7 @@ enum pc_limit {
 	PC_LIM_STDERR_BYTES,
 	PC_LIM_TMPFS_MB,
 	PC_LIM_FILE_BYTES,
+	PC_LIM_CPU_PERCENT, /* cgroup cpu bandwidth: 100 = one full core */
 	PC_LIM_COUNT
 };
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "resources.h"
 #include "result.h"
 
 static void usage(FILE *f)
@@ -17,6 +18,7 @@ static void usage(FILE *f)
 	      "  policy show [--policy FILE] [--job JOB.json]       print the merged policy (and a job's limits)\n"
 	      "  policy check FILE                                  validate a policy file\n"
 	      "  policy seccomp [--policy FILE]                     print the effective seccomp filter (PFC)\n"
+	      "  gc                                                 remove cgroups and uid leases a killed pycell left\n"
 	      "  help                                               this text\n"
 	      "\n"
 	      "exit status of run: 0 job ok, 1 job error (result printed), 2 unusable invocation,\n"
@@ -34,6 +36,8 @@ int main(int argc, char **argv)
 		return pc_cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "exec") == 0)
 		return pc_cmd_exec(argc - 1, argv + 1);
+	if (strcmp(argv[1], "gc") == 0)
+		return pc_cmd_gc(argc - 1, argv + 1);
 	if (strcmp(argv[1], "policy") == 0)
 		return pc_cmd_policy(argc - 1, argv + 1);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -27,6 +27,7 @@ struct pc_policy {
 	size_t max_job_bytes;
 	size_t max_result_bytes;
 	bool python_checks;
+	bool require_cgroups; /* refuse to run when cgroup limits cannot be applied */
 	char *python_json; /* the "python" section, serialized for the shim */
 	char *grantable_json; /* python.grantable_imports as a JSON array */
 	bool def_from_policy[PC_LIM_COUNT]; /* default set by a policy file, not below */

@@ -194,6 +194,11 @@ static void classify(const struct pc_run *r, json_object *report, struct verdict
 		snprintf(msg, sizeof(msg), "wall-clock limit of %lld ms reached", r->limits[PC_LIM_WALL_MS]);
 		consider(v, "TIMEOUT", msg, NULL);
 	}
+	/* MEMORY_LIMIT, DISK_LIMIT, CPU_LIMIT, PIDS_LIMIT from cgroup and
+	 * errno evidence; an interrupted pycell (resources.c). */
+	struct pc_outcome oc[6];
+	for (int i = 0, n = pc_resources_outcomes(r, report, oc, 6); i < n; i++)
+		consider(v, oc[i].code, oc[i].message, oc[i].details);
 	if (!v->code && r->have_status && !(WIFEXITED(r->job_status) && WEXITSTATUS(r->job_status) == 0)) {
 		if (WIFSIGNALED(r->job_status))
 			snprintf(msg, sizeof(msg), "the job was killed by signal %d (%s)", WTERMSIG(r->job_status),
@@ -286,6 +291,7 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 	json_object_object_add(metrics, "peak_memory_bytes", NULL);
 	json_object_object_add(metrics, "stdout_bytes", json_object_new_int64((int64_t)r->out.total));
 	json_object_object_add(metrics, "stderr_bytes", json_object_new_int64((int64_t)r->err.total));
+	pc_resources_metrics(r, metrics); /* cpu_ms, peak_memory_bytes, cgroup_version */
 	json_object_object_add(o, "metrics", metrics);
 	json_object_object_add(o, "code_sha256", sha_json(r->job->code, r->job->code_len));
 	json_object_object_add(o, "policy", json_object_new_string(r->policy->name));

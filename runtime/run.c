@@ -101,8 +101,8 @@ static int prepare_config(struct pc_run *r, struct pc_sandbox_config *cfg, int *
 		.gid = PC_SANDBOX_UID,
 	};
 	cfg->rootless = geteuid() != 0;
-	cfg->host_uid = cfg->rootless ? geteuid() : 65534; /* leases come with the cgroup issue */
-	cfg->host_gid = cfg->rootless ? getegid() : 65534;
+	cfg->host_uid = geteuid(); /* as root: a uid lease, set by pc_resources_prepare */
+	cfg->host_gid = getegid();
 	cfg->files = r->job->files;
 	cfg->n_files = r->job->n_files;
 	cfg->stdin_fd = *in_fd;
@@ -126,12 +126,15 @@ int pc_run_job(struct pc_run *r)
 	int ret;
 
 	pc_sandbox_init(&sb);
+	pc_resources_init(&r->rc);
 	pc_job_effective_limits(r->job, r->policy, r->limits);
 	if ((ret = pc_mounts_check_rootfs(r->rootfs, &r->setup_error)) < 0)
 		goto setup_failed;
 	if ((ret = prepare_config(r, &cfg, &in_fd, &boot_fd)) < 0)
 		goto setup_failed;
 	cfg.argv = r->ablation ? r->ablation_argv : argv_shim;
+	if ((ret = pc_resources_prepare(&r->rc, r->limits, r->policy->require_cgroups, &cfg, &r->setup_error)) < 0)
+		goto setup_failed;
 	if (cfg.n_rlimits == 0)
 		cfg.rlimits = &no_core, cfg.n_rlimits = 1;
 	if (r->policy->seccomp[0] && (ret = pc_seccomp_prepare(&sc, r->policy->seccomp, &r->setup_error)) < 0) {
@@ -151,7 +154,9 @@ int pc_run_job(struct pc_run *r)
 	pc_stream_init(&r->out, steal_fd(&sb.out_fd), (size_t)r->limits[PC_LIM_STDOUT_BYTES], r->passthrough ? 1 : -1);
 	pc_stream_init(&r->err, steal_fd(&sb.err_fd), (size_t)r->limits[PC_LIM_STDERR_BYTES], r->passthrough ? 2 : -1);
 	pc_stream_init(&r->res, steal_fd(&sb.result_fd), r->policy->max_result_bytes, -1);
-	ret = pc_pump(&sb, &r->out, &r->err, &r->res, deadline, &r->pump, &r->setup_error);
+	ret = pc_pump(&sb, &r->out, &r->err, &r->res, deadline,
+		      &(struct pc_pump_watch){ pc_resources_watch, &r->rc, PC_CPU_POLL_MS, r->rc.signal_fd }, &r->pump,
+		      &r->setup_error);
 	if (ret == 0 && (ret = pc_sandbox_reap(&sb, &r->job_status, &from_init)) == 0)
 		r->have_status = true;
 	else if (ret < 0 && r->setup_error.msg[0] == '\0')
@@ -159,6 +164,8 @@ int pc_run_job(struct pc_run *r)
 	r->wall_ns = now_ns() - t0;
 	pc_run_trace(r, "execute", ret == 0, t0);
 	pc_sandbox_destroy(&sb);
+	pc_resources_collect(&r->rc);
+	pc_resources_release(&r->rc);
 	pc_seccomp_free(&sc);
 	return ret;
 
@@ -167,6 +174,7 @@ setup_failed:
 	r->setup_ns = now_ns() - t0;
 	pc_run_trace(r, "setup", false, t0);
 	pc_sandbox_destroy(&sb);
+	pc_resources_release(&r->rc);
 	pc_seccomp_free(&sc);
 	return ret;
 }

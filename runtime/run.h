@@ -10,6 +10,7 @@
 #include "job.h"
 #include "paths.h"
 #include "policy.h"
+#include "resources.h"
 
 #define PC_MAX_TRACE 8
 
@@ -32,6 +33,7 @@ struct pc_run {
 	long long limits[PC_LIM_COUNT];
 	struct pc_stream out, err, res;
 	struct pc_pump_outcome pump;
+	struct pc_resources rc; /* lease, cgroup, rlimits, accounting */
 	int job_status; /* raw wait status of the job process */
 	bool have_status;
 	bool setup_failed;

@@ -153,6 +153,9 @@ static void __attribute__((noreturn)) child_main(const struct pc_sandbox_config 
 	/* The sandbox dies with its supervisor. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(125);
+	/* The supervisor blocks SIGTERM/SIGINT/SIGHUP for its signalfd; the
+	 * mask survives clone and exec, the job must not inherit it. */
+	sigprocmask(SIG_SETMASK, &(sigset_t){ 0 }, NULL);
 	/* sync 1 */
 	do
 		n = recv(sync_fd, &m, sizeof(m), 0);

@@ -1,0 +1,57 @@
+/* Shared between cgroup.c and its two backends; nothing else includes it. */
+#ifndef PYCELL_CGROUP_INTERNAL_H
+#define PYCELL_CGROUP_INTERNAL_H
+
+#include <linux/limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+
+#define CG_V1_NCTL 4 /* memory, pids, cpu, cpuacct */
+
+struct cg_backend {
+	int version;
+	char root[PATH_MAX];   /* mount root: /sys/fs/cgroup */
+	char parent[PATH_MAX]; /* relative: "pycell" */
+	int dir[CG_V1_NCTL];   /* job group per controller (v2: dir[0] only) */
+	bool shared[CG_V1_NCTL]; /* v1: same hierarchy as an earlier controller */
+	bool created[CG_V1_NCTL];
+};
+
+extern const char *const cg_v1_controllers[CG_V1_NCTL];
+
+/* Writes the text to dirfd/name in one write(2); a short write is an error
+ * (isolate's cg_write): cgroup files take a value in one go or not at all. */
+int cg_write(int dirfd, const char *name, struct pc_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Reads dirfd/name into buf (NUL-terminated). Returns length or -errno. */
+ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len);
+/* Value of "key N" lines (memory.events, pids.events, cpu.stat,
+ * memory.oom_control); -1 when absent. */
+long long cg_read_key(int dirfd, const char *name, const char *key);
+/* A single number file; -1 when absent or unparsable. */
+long long cg_read_ll(int dirfd, const char *name);
+/* mkdir -p of rel under rootfd. */
+int cg_mkdir_parents(int rootfd, const char *rel, struct pc_error *err);
+/* SIGKILLs every pid in dirfd/cgroup.procs until it reads empty. */
+void cg_kill_procs(int dirfd);
+/* rmdir with a short retry: the last exiting task may still be leaving. */
+int cg_rmdir(int parentfd, const char *name);
+int cg_open_dir(int atfd, const char *rel);
+
+int cg_v1_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err);
+int cg_v1_attach(struct cg_backend *b, pid_t pid, struct pc_error *err);
+void cg_v1_kill(struct cg_backend *b);
+int cg_v1_cpu_ns(struct cg_backend *b, long long *ns);
+void cg_v1_stats(struct cg_backend *b, struct pc_cgroup_stats *st);
+void cg_v1_destroy(struct cg_backend *b, const char *name);
+
+int cg_v2_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err);
+int cg_v2_attach(struct cg_backend *b, pid_t pid, struct pc_error *err);
+void cg_v2_kill(struct cg_backend *b);
+int cg_v2_cpu_ns(struct cg_backend *b, long long *ns);
+void cg_v2_stats(struct cg_backend *b, struct pc_cgroup_stats *st);
+void cg_v2_destroy(struct cg_backend *b, const char *name);
+
+#endif
