@@ -1,5 +1,6 @@
 /* Mount recipe (crun's do_pivot, bubblewrap's setup_newroot):
- *   / rprivate -> bind rootfs on itself, read-only, nosuid, nodev
+ *   / rprivate -> bind rootfs on itself, read-only, nosuid, nodev (or, for an
+ *      image file, attach the parent's detached mount at /sys: image.h)
  *   -> tmpfs /workspace and /tmp (size- and inode-capped, noexec)
  *   -> /dev tmpfs with five bound device nodes and a capped /dev/shm
  *      (POSIX semaphores for multiprocessing), read-only
@@ -20,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "image.h"
 #include "util.h"
 
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom" };
@@ -205,7 +207,12 @@ int pc_mounts_setup_child(const struct pc_mount_plan *p, struct pc_error *err)
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return pc_error_set(err, errno, "make / private");
-	if ((r = bind_ro(p->rootfs, p->rootfs, MS_NOSUID | MS_NODEV, err)) < 0)
+	/* An image arrives as a detached mount, already ro/nosuid/nodev. */
+	if (p->from_image)
+		r = pc_image_attach(p->image_fd, p->rootfs, err);
+	else
+		r = bind_ro(p->rootfs, p->rootfs, MS_NOSUID | MS_NODEV, err);
+	if (r < 0)
 		return pc_error_wrap(err, "rootfs");
 	if ((r = setup_workdirs(p, err)) < 0 || (r = setup_dev(p, err)) < 0 ||
 	    (r = setup_proc(p->rootfs, err)) < 0 || (r = setup_pycell_dir(p, err)) < 0)

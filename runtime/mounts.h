@@ -20,7 +20,9 @@ struct pc_mount_plan {
 	const char *probe;     /* optional host path, bound at /.pycell/probe */
 	unsigned long long tmpfs_bytes;
 	unsigned long long tmpfs_inodes;
-	uid_t uid; /* in-namespace owner of the workdir */
+	bool from_image; /* rootfs is PC_IMAGE_MOUNT_POINT, where image_fd goes */
+	int image_fd;    /* detached mount of a rootfs image (image.h) */
+	uid_t uid;       /* in-namespace owner of the workdir */
 	gid_t gid;
 };
 

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "image.h"
 #include "jsonutil.h"
 #include "sandbox.h"
 #include "util.h"
@@ -121,6 +122,7 @@ int pc_run_job(struct pc_run *r)
 	struct pc_seccomp sc = { 0 };
 	struct pc_landlock ll;
 	struct pc_sandbox sb;
+	struct pc_image img;
 	long long t0 = now_ns(), deadline;
 	bool from_init;
 	int ret;
@@ -128,10 +130,12 @@ int pc_run_job(struct pc_run *r)
 	pc_sandbox_init(&sb);
 	pc_resources_init(&r->rc);
 	pc_job_effective_limits(r->job, r->policy, r->limits);
-	if ((ret = pc_mounts_check_rootfs(r->rootfs, &r->setup_error)) < 0)
+	pc_image_init(&img);
+	if ((ret = pc_image_prepare_rootfs(&img, r->rootfs, &r->setup_error)) < 0)
 		goto setup_failed;
 	if ((ret = prepare_config(r, &cfg, &in_fd, &boot_fd)) < 0)
 		goto setup_failed;
+	pc_image_plan(&img, &cfg.mounts);
 	cfg.argv = r->ablation ? r->ablation_argv : argv_shim;
 	if ((ret = pc_resources_prepare(&r->rc, r->limits, r->policy->require_cgroups, &cfg, &r->setup_error)) < 0)
 		goto setup_failed;
@@ -146,6 +150,7 @@ int pc_run_job(struct pc_run *r)
 	cfg.landlock = &ll;
 	if ((ret = pc_sandbox_start(&cfg, &sb, &r->setup_error)) < 0)
 		goto setup_failed;
+	pc_image_close(&img); /* the job's mount namespace holds the image now */
 	r->setup_ns = now_ns() - t0;
 	pc_run_trace(r, "setup", true, t0);
 
@@ -173,6 +178,7 @@ setup_failed:
 	r->setup_failed = true;
 	r->setup_ns = now_ns() - t0;
 	pc_run_trace(r, "setup", false, t0);
+	pc_image_close(&img);
 	pc_sandbox_destroy(&sb);
 	pc_resources_release(&r->rc);
 	pc_seccomp_free(&sc);
