@@ -457,13 +457,9 @@ int pc_seccomp_notify_handle(int listener, char *name, size_t len)
 	else
 		snprintf(name, len, "syscall %d", req->data.nr);
 	free(n);
-	/* Refuse the call; the supervisor kills the sandbox right after, so
-	 * the job never runs another instruction that matters. */
-	resp->id = req->id;
-	resp->val = 0;
-	resp->error = -EPERM;
-	resp->flags = 0;
-	(void)seccomp_notify_respond(listener, resp);
+	/* Deliberately unanswered: the caller stays parked in the kernel
+	 * until the supervisor's SIGKILL, so it never returns to user space
+	 * (an EPERM answer would let it run on until the kill lands). */
 	seccomp_notify_free(req, resp);
 	return 1;
 }

@@ -8,9 +8,9 @@
  *   notify      the never-allowed families (a fixed table in seccomp.c,
  *               whatever a list says): the kernel parks the caller and
  *               hands the supervisor a seccomp user notification
- *               (seccomp_unotify(2)); the supervisor answers EPERM, records
- *               the syscall's name and kills the sandbox, so the result
- *               says SECURITY_ERROR and names the call. */
+ *               (seccomp_unotify(2)); the supervisor records the syscall's
+ *               name and kills the sandbox while the call is still parked,
+ *               so the result says SECURITY_ERROR and names the call. */
 #ifndef PYCELL_SECCOMP_H
 #define PYCELL_SECCOMP_H
 
@@ -32,9 +32,11 @@ void pc_seccomp_free(struct pc_seccomp *s);
  * passes the listener to the supervisor over sync_fd (a PC_SYNC_SECCOMP_FD
  * record carrying SCM_RIGHTS), then closes its own copy. Allocates nothing. */
 int pc_seccomp_setup_child(const struct pc_seccomp *s, int sync_fd, struct pc_error *err);
-/* Supervisor: answers one pending notification with EPERM and writes the
- * offending syscall's name into name. Returns 1 when a call was caught, 0
- * when the notification vanished (the caller died first), negative errno. */
+/* Supervisor: takes one pending notification and writes the offending
+ * syscall's name into name, leaving the call unanswered: the caller must
+ * then be killed (it never returns to user space). Returns 1 when a call
+ * was caught, 0 when the notification vanished (the caller died first),
+ * negative errno. */
 int pc_seccomp_notify_handle(int listener, char *name, size_t len);
 /* `pycell policy seccomp`: the filter a list produces, in libseccomp's PFC
  * text, written to fd. Also reports the BPF size in instructions. */

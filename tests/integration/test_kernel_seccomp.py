@@ -1,0 +1,138 @@
+"""Issue 5, seccomp layer: each row of tests/probe/seccomp.table is replayed
+live by the static probe in ablation mode (no Python layer), then ordinary
+Python work is shown to run under the same default filter."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import DATASCI_ROOTFS, MUST_WORK, PYCELL, REPO, run_exec, run_job
+
+ABLATION = str(REPO / "tests" / "policies" / "ablation.json")
+TABLE = REPO / "tests" / "probe" / "seccomp.table"
+
+
+def probe(*args, timeout=60):
+    """`pycell exec --probe -- ARGS`: the probe is the job, Python is not there."""
+    return subprocess.run([PYCELL, "exec", "--policy", ABLATION, "--probe", "--", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def table():
+    rows = []
+    for line in TABLE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, expected = line.split()[:2]
+            rows.append((name, expected))
+    return rows
+
+
+ROWS = table()
+ERRNO_ROWS = [r for r in ROWS if not r[1].startswith("SECURITY_ERROR")]
+NEVER_ROWS = [r for r in ROWS if r[1].startswith("SECURITY_ERROR")]
+
+
+@pytest.fixture(scope="module")
+def errno_results():
+    # One sandbox for every row that does not end the job.
+    proc = probe("try", *[name for name, _ in ERRNO_ROWS])
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split() for line in proc.stdout.splitlines())
+
+
+def test_probe_knows_every_table_row():
+    proc = probe("list")
+    assert proc.returncode == 0, proc.stderr
+    known = set(proc.stdout.split())
+    assert {name for name, _ in ROWS} <= known
+
+
+@pytest.mark.parametrize("name,expected", ERRNO_ROWS, ids=[r[0] for r in ERRNO_ROWS])
+def test_table_errno_rows(errno_results, name, expected):
+    assert errno_results[name] == expected
+
+
+@pytest.mark.parametrize("name,expected", NEVER_ROWS, ids=[r[0] for r in NEVER_ROWS])
+def test_never_allowed_calls_end_the_job_and_are_named(name, expected):
+    syscall = expected.split(":", 1)[1]
+    proc = probe("try", name, "getpid")
+    assert proc.returncode == 128 + 9, proc  # killed by the supervisor
+    assert f"SECURITY_ERROR: the job called '{syscall}'" in proc.stderr
+    # The job never got past the call: the next attempt did not run.
+    assert "getpid OK" not in proc.stdout
+
+
+def test_security_error_result_names_syscall_and_layer():
+    # Through `pycell run`, with the Python layer off: the JSON result.
+    code = "import ctypes\nctypes.CDLL(None).syscall(101, 0, 0, 0, 0)\nprint('survived')\n"
+    res = run_job({"code": code}, "--policy", ABLATION)
+    assert res.code == "SECURITY_ERROR", res
+    assert res.json["error"]["details"] == {"syscall": "ptrace", "layer": "seccomp"}
+    assert "survived" not in res.json["stdout"]
+
+
+def test_denied_call_is_a_clean_permission_error_in_python():
+    proc = run_exec("import os\ntry:\n    os.chroot('/')\nexcept PermissionError as e:\n    print('EPERM', e.errno)\n",
+                    "--policy", ABLATION)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "EPERM 1\n"
+
+
+def test_policy_seccomp_prints_pfc():
+    proc = subprocess.run([PYCELL, "policy", "seccomp"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "filter for arch x86_64" in proc.stdout
+    assert '# filter for syscall "ptrace"' in proc.stdout
+    assert "BPF instructions" in proc.stdout
+
+
+def test_a_list_cannot_allow_a_never_allowed_call(tmp_path):
+    lst = tmp_path / "evil.json"
+    lst.write_text(json.dumps({"rules": [{"names": ["ptrace"], "reason": "debugging"}]}))
+    pol = tmp_path / "policy.json"
+    pol.write_text(json.dumps({"name": "evil", "extends": ABLATION, "seccomp": str(lst)}))
+    proc = run_exec("print(1)", "--policy", str(pol))
+    assert proc.returncode == 125, proc
+    assert "'ptrace' is never allowed" in proc.stderr
+
+
+ORDINARY = {
+    "json": "import json; print(json.loads(json.dumps({'a': [1, 2]}))['a'][1])",
+    "math": "import math; print(round(math.gamma(5)))",
+    "statistics": "import statistics; print(statistics.median([3, 1, 2]))",
+    "hashlib": "import hashlib; print(hashlib.sha256(b'').hexdigest()[:4])",
+    "threading": ("import threading\nout = []\n"
+                  "ts = [threading.Thread(target=out.append, args=(i,)) for i in range(4)]\n"
+                  "[t.start() for t in ts]; [t.join() for t in ts]\nprint(sorted(out))"),
+    "multiprocessing": ("import multiprocessing as mp, math\n"
+                        "with mp.Pool(2) as p:\n    print(p.map(math.isqrt, [4, 9, 16]))"),
+    "sqlite3": ("import sqlite3\nc = sqlite3.connect(':memory:')\nc.execute('create table t(x)')\n"
+                "c.executemany('insert into t values (?)', [(1,), (2,)])\n"
+                "print(c.execute('select sum(x) from t').fetchone()[0])"),
+}
+EXPECTED = {"json": "2", "math": "24", "statistics": "2", "hashlib": "e3b0", "threading": "[0, 1, 2, 3]",
+            "multiprocessing": "[2, 3, 4]", "sqlite3": "3"}
+
+
+@pytest.mark.parametrize("what", sorted(ORDINARY))
+def test_ordinary_work_runs_under_the_default_filter(what):
+    proc = run_exec(ORDINARY[what], "--policy", ABLATION)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == EXPECTED[what]
+
+
+def test_numpy_runs_under_the_default_filter():
+    if not (DATASCI_ROOTFS / "usr").is_dir():
+        if MUST_WORK:
+            pytest.fail(f"{DATASCI_ROOTFS} missing (make rootfs PROFILE=datasci)")
+        pytest.skip(f"{DATASCI_ROOTFS} not built (make rootfs PROFILE=datasci)")
+    code = ("import sys\n"
+            "if '/usr/lib/python3/dist-packages' not in sys.path: sys.path.append('/usr/lib/python3/dist-packages')\n"
+            "import numpy as np\n"
+            "a = np.arange(10000.0).reshape(100, 100)\n"
+            "print(int(np.linalg.inv(np.eye(3) * 2).sum() * 2), int((a @ a.T).trace()) > 0)")
+    proc = run_exec(code, "--policy", ABLATION, "--rootfs", str(DATASCI_ROOTFS))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["3", "True"]
