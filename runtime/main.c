@@ -32,10 +32,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return PC_EXIT_USAGE;
 	}
+	/* PYCELL_DEBUG_FDS=1: open fd counts on stderr (tests: no fd leaks). */
 	if (strcmp(argv[1], "run") == 0)
-		return pc_cmd_run(argc - 1, argv + 1);
+		return pc_debug_fds("exit", pc_debug_fds("start", 0) + pc_cmd_run(argc - 1, argv + 1));
 	if (strcmp(argv[1], "exec") == 0)
-		return pc_cmd_exec(argc - 1, argv + 1);
+		return pc_debug_fds("exit", pc_debug_fds("start", 0) + pc_cmd_exec(argc - 1, argv + 1));
 	if (strcmp(argv[1], "gc") == 0)
 		return pc_cmd_gc(argc - 1, argv + 1);
 	if (strcmp(argv[1], "policy") == 0)

@@ -12,7 +12,9 @@
 #define _GNU_SOURCE
 #include "resources.h"
 
+#include <dirent.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -259,7 +261,10 @@ int pc_resources_outcomes(const struct pc_run *r, json_object *report, struct pc
 	else if (sig && WTERMSIG(r->job_status) == SIGXFSZ)
 		add(out, &n, max, "DISK_LIMIT", evidence("SIGXFSZ"), "a file passed the file size limit of %lld bytes",
 		    r->limits[PC_LIM_FILE_BYTES]);
-	if (rc->cpu_killed || (failed && st->cpu_exhausted))
+	/* rusage rounds to ticks, RLIMIT_CPU does not: a SIGXCPU death within
+	 * 5% of cpu_ms counts (the signal alone is no evidence). */
+	if (rc->cpu_killed || (failed && st->cpu_exhausted) ||
+	    (sig && WTERMSIG(r->job_status) == SIGXCPU && st->cpu_ns >= rc->cpu_limit_ns / 100 * 95))
 		add(out, &n, max, "CPU_LIMIT",
 		    evidence(rc->cpu_killed ? (v2 ? "cpu.stat usage_usec" : "cpuacct.usage") : "cpu time (RLIMIT_CPU)"),
 		    "cpu time limit of %lld ms reached", r->limits[PC_LIM_CPU_MS]);
@@ -287,4 +292,22 @@ void pc_resources_metrics(const struct pc_run *r, json_object *metrics)
 	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
 		json_object_array_add(un, json_object_new_string(t));
 	json_object_object_add(metrics, "unapplied_limits", un);
+}
+
+int pc_debug_fds(const char *when, int status)
+{
+	const char *on = getenv("PYCELL_DEBUG_FDS");
+	struct dirent *de;
+	DIR *d;
+	int n = -1; /* the directory's own fd */
+
+	if (!on || strcmp(on, "1") != 0 || !(d = opendir("/proc/self/fd")))
+		return status;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] != '.')
+			n++;
+	}
+	closedir(d);
+	fprintf(stderr, "pycell: fds at %s: %d\n", when, n);
+	return status;
 }

@@ -60,6 +60,9 @@ void pc_resources_release(struct pc_resources *rc);
 /* Outcomes backed by evidence; returns how many (at most max). */
 int pc_resources_outcomes(const struct pc_run *r, json_object *report, struct pc_outcome *out, int max);
 void pc_resources_metrics(const struct pc_run *r, json_object *metrics);
+/* With PYCELL_DEBUG_FDS=1, prints "pycell: fds at WHEN: N" on stderr;
+ * returns status unchanged. */
+int pc_debug_fds(const char *when, int status);
 /* `pycell gc`. */
 int pc_cmd_gc(int argc, char **argv);
 
