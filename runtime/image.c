@@ -178,3 +178,10 @@ void pc_image_plan(const struct pc_image *img, struct pc_mount_plan *plan)
 	plan->image_fd = img->mount_fd;
 	plan->rootfs = PC_IMAGE_MOUNT_POINT;
 }
+
+const char *pc_image_root(const struct pc_image *img, const char *rootfs, char *buf, size_t len)
+{
+	if (img->mount_fd < 0 || pc_image_path(img, buf, len) < 0)
+		return rootfs;
+	return buf;
+}

@@ -49,6 +49,9 @@ struct pc_mount_plan;
  * as an image (and its mount points checked inside the detached mount), a
  * directory is checked in place. */
 int pc_image_prepare_rootfs(struct pc_image *img, const char *rootfs, struct pc_error *err);
+/* A host path at which the rootfs's files can be looked at: the detached
+ * mount's /proc/self/fd/N for an image, else rootfs itself. */
+const char *pc_image_root(const struct pc_image *img, const char *rootfs, char *buf, size_t len);
 /* Points the mount plan at the image, if there is one. */
 void pc_image_plan(const struct pc_image *img, struct pc_mount_plan *plan);
 
