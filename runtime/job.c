@@ -2,6 +2,7 @@
 #include "job.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -234,6 +235,74 @@ static int parse_object(json_object *root, const struct pc_policy *pol, struct p
 	return 0;
 }
 
+/* json-c turns a lone UTF-16 surrogate escape ("\\ud800") into U+FFFD
+ * without a word, so the check the raw bytes got (valid UTF-8) says nothing
+ * about what the escapes decode to. Refuse unpaired surrogates here. */
+static bool bad_surrogate_escape(const char *buf, size_t len)
+{
+	bool pending_high = false;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned v = 0;
+		size_t k;
+
+		if (buf[i] != '\\') {
+			if (pending_high)
+				return true;
+			continue;
+		}
+		if (i + 1 < len && buf[i + 1] != 'u') {
+			if (pending_high)
+				return true;
+			i++; /* skip the escaped character (it may be a backslash) */
+			continue;
+		}
+		for (k = 0; k < 4 && i + 2 + k < len; k++) {
+			char c = buf[i + 2 + k];
+			v = v * 16 + (unsigned)(c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : 0);
+		}
+		if (pending_high != (v >= 0xdc00 && v <= 0xdfff))
+			return true; /* high without low, or low without high */
+		pending_high = v >= 0xd800 && v <= 0xdbff;
+		i += 5;
+	}
+	return pending_high;
+}
+
+/* NaN and Infinity are not JSON, but json-c accepts them even in strict
+ * mode; a job carrying one is refused rather than passed on to the shim. */
+static bool has_non_finite(json_object *v, int depth)
+{
+	if (depth > 80)
+		return true;
+	if (json_object_is_type(v, json_type_double))
+		return !isfinite(json_object_get_double(v));
+	if (json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			if (has_non_finite(json_object_array_get_idx(v, i), depth + 1))
+				return true;
+		}
+	}
+	if (json_object_is_type(v, json_type_object)) {
+		json_object_object_foreach(v, k, x)
+		{
+			(void)k;
+			if (has_non_finite(x, depth + 1))
+				return true;
+		}
+	}
+	return false;
+}
+
+static bool starts_like_object(const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && strchr(" \t\r\n", buf[i]))
+		i++;
+	return i == len || buf[i] == '{';
+}
+
 int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struct pc_job *job,
 		 struct pc_job_error *je)
 {
@@ -249,11 +318,20 @@ int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struc
 		return INVALID("nul_byte");
 	if (!pc_utf8_valid(buf, len))
 		return INVALID("invalid_utf8");
+	/* json-c cannot tell where a bare top-level scalar ends ("null" reads
+	 * as truncated), so anything that does not open an object is told
+	 * apart here, before the parser gives a misleading reason. */
+	if (!starts_like_object(buf, len))
+		return INVALID("not_an_object");
+	if (bad_surrogate_escape(buf, len))
+		return INVALID("invalid_unicode_escape");
 	root = pc_json_parse(buf, len, &why);
 	if (!root)
 		return INVALID("malformed_json:%s", why);
 	if (!json_object_is_type(root, json_type_object))
 		return INVALID("not_an_object");
+	if (has_non_finite(root, 0))
+		return INVALID("non_finite_number");
 	return parse_object(root, pol, job, je);
 }
 
