@@ -104,6 +104,29 @@ static void trace_add(json_object *a, const char *phase, bool ok, double ms)
 	json_object_array_add(a, t);
 }
 
+/* Which kernel layers this job ran under (issue 5: auditors read it). */
+static json_object *layers_json(const struct pc_run *r)
+{
+	json_object *l = json_object_new_object(), *s = NULL, *ll = json_object_new_object();
+
+	if (r->seccomp_insns) {
+		s = json_object_new_object();
+		json_object_object_add(s, "list", json_object_new_string(r->policy->seccomp));
+		json_object_object_add(s, "bpf_instructions", json_object_new_int((int)r->seccomp_insns));
+	}
+	json_object_object_add(l, "seccomp", s);
+	json_object_object_add(ll, "applied", json_object_new_boolean(r->landlock.enabled));
+	if (r->landlock.enabled)
+		json_object_object_add(ll, "abi", json_object_new_int(r->landlock.abi));
+	else
+		json_object_object_add(ll, "note", json_object_new_string(r->landlock.note));
+	json_object_object_add(l, "landlock", ll);
+	json_object_object_add(l, "capabilities", json_object_new_string("all sets empty, securebits locked"));
+	json_object_object_add(l, "no_new_privs", json_object_new_boolean(true));
+	json_object_object_add(l, "python_checks", json_object_new_boolean(r->policy->python_checks));
+	return l;
+}
+
 static json_object *error_obj(const char *code, const char *message, json_object *details)
 {
 	json_object *e = json_object_new_object();
@@ -268,6 +291,7 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 	json_object_object_add(o, "status", json_object_new_string(v.code ? "error" : "ok"));
 	json_object_object_add(o, "error", v.code ? error_obj(v.code, v.message, v.details) : NULL);
 	json_object_object_add(o, "result", val);
+	json_object_object_add(o, "layers", layers_json(r));
 	json_object_object_add(o, "stdout", text(&r->out, &rep_out));
 	json_object_object_add(o, "stderr", text(&r->err, &rep_err));
 	json_object_object_add(o, "stdout_truncated", json_object_new_boolean(r->out.truncated));

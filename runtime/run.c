@@ -120,7 +120,6 @@ int pc_run_job(struct pc_run *r)
 	_cleanup_close_ int in_fd = -1, boot_fd = -1;
 	struct pc_sandbox_config cfg = { 0 };
 	struct pc_seccomp sc = { 0 };
-	struct pc_landlock ll;
 	struct pc_sandbox sb;
 	struct pc_image img;
 	long long t0 = now_ns(), deadline;
@@ -146,8 +145,9 @@ int pc_run_job(struct pc_run *r)
 		goto setup_failed;
 	}
 	cfg.seccomp = sc.enabled ? &sc : NULL;
-	pc_landlock_prepare(&ll);
-	cfg.landlock = &ll;
+	r->seccomp_insns = sc.enabled ? sc.prog.len : 0;
+	pc_landlock_prepare(&r->landlock);
+	cfg.landlock = &r->landlock;
 	if ((ret = pc_sandbox_start(&cfg, &sb, &r->setup_error)) < 0)
 		goto setup_failed;
 	pc_image_close(&img); /* the job's mount namespace holds the image now */

@@ -118,3 +118,15 @@ def test_reopening_proc_fds_reaches_nothing_else():
     # open("/proc/self/fd/N") for N up to 64: only the fixed ones exist.
     lines = probe("open-fds", "64").splitlines()
     assert {int(line.split()[0]) for line in lines} <= {0, 1, 2, 3, 4}
+
+
+def test_result_states_the_layers_applied():
+    from conftest import run_job
+    res = run_job({"code": "print(1)"}, "--policy", ABLATION)
+    assert res.json["status"] == "ok", res
+    layers = res.json["layers"]
+    assert layers["seccomp"]["list"].endswith("policy/seccomp/default.json")
+    assert 100 < layers["seccomp"]["bpf_instructions"] < 4096
+    assert layers["landlock"]["applied"] is (landlock_abi() >= 1)
+    assert layers["no_new_privs"] is True
+    assert layers["python_checks"] is False
