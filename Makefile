@@ -71,12 +71,13 @@ $(BIN)/unit/%: tests/unit/%.c $(RT_OBJ)
 deps:
 	@tools/install-deps
 
+# IMAGE=erofs|squashfs also packs build/rootfs/$(PROFILE).$(IMAGE).
 rootfs:
-	@rootfs/build-rootfs --profile $(PROFILE) --out $(BUILD)/rootfs/$(PROFILE)
+	@rootfs/pycell-rootfs build --profile $(PROFILE) --out $(BUILD)/rootfs/$(PROFILE) $(if $(IMAGE),--image $(IMAGE))
 
 # The tests also run numpy jobs, so they need the datasci profile too.
 rootfs-test: rootfs
-	@rootfs/build-rootfs --quiet --profile datasci --out $(BUILD)/rootfs/datasci
+	@rootfs/pycell-rootfs build --quiet --profile datasci --out $(BUILD)/rootfs/datasci
 
 demo: deps all rootfs
 	@tools/demo
