@@ -46,9 +46,15 @@ $(BIN)/pycell: $(OBJ)/main.o $(RT_OBJ)
 	$(CC) $^ -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
 
 # pycell-init runs inside the rootfs, so it never carries sanitizer runtimes.
-$(BIN)/pycell-init: $(INIT_SRC) $(wildcard runtime/init/*.h)
+# It embeds the host's python3-dev release, which must be the rootfs's too
+# (README, "Another Python"); the supervisor checks the rootfs for it.
+PY_EMBED_VERSION := $(shell pkg-config --modversion python3-embed 2>/dev/null)
+$(BIN)/pycell-init: $(INIT_SRC) $(wildcard runtime/init/*.h) runtime/sync.h
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(HARDEN) -Iruntime $(INIT_SRC) -o $@ $(LDFLAGS_ALL)
+	$(CC) $(WARN) $(CFLAGS) $(HARDEN) $$(pkg-config --cflags python3-embed) -iquote runtime $(INIT_SRC) -o $@ \
+	  $(LDFLAGS_ALL) $$(pkg-config --libs python3-embed)
+$(OBJ)/exec_filter.o: ALL_CFLAGS += -DPC_PYTHON_VERSION='"$(PY_EMBED_VERSION)"' \
+	-DPC_MULTIARCH='"$(shell $(CC) -print-multiarch)"'
 
 # The probe is static so it runs in any rootfs (tests' ablation mode).
 $(BIN)/pycell-probe: $(PROBE_SRC)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "image.h"
+#include "exec_filter.h"
 #include "jsonutil.h"
 #include "sandbox.h"
 #include "util.h"
@@ -114,14 +115,17 @@ static int prepare_config(struct pc_run *r, struct pc_sandbox_config *cfg, int *
 
 int pc_run_job(struct pc_run *r)
 {
-	static char *argv_shim[] = { PC_SANDBOX_INIT, "/usr/bin/python3", "-I", "-S", "-B", SHIM_MAIN, NULL };
+	/* pycell-init hosts the interpreter (runtime/init/embed.c): isolated
+	 * config, C audit hook, exec filter stacked before Python starts. */
+	static char *argv_shim[] = { PC_SANDBOX_INIT, "--embed", SHIM_MAIN, NULL };
 	/* A crashing job never reaches the host's core_pattern helper. */
 	static const struct pc_rlimit no_core = { RLIMIT_CORE, { 0, 0 } };
-	_cleanup_close_ int in_fd = -1, boot_fd = -1;
+	_cleanup_close_ int in_fd = -1, boot_fd = -1, filter_fd = -1;
 	struct pc_sandbox_config cfg = { 0 };
 	struct pc_seccomp sc = { 0 };
 	struct pc_sandbox sb;
 	struct pc_image img;
+	char img_root[64];
 	long long t0 = now_ns(), deadline;
 	bool from_init;
 	int ret;
@@ -134,6 +138,13 @@ int pc_run_job(struct pc_run *r)
 		goto setup_failed;
 	if ((ret = prepare_config(r, &cfg, &in_fd, &boot_fd)) < 0)
 		goto setup_failed;
+	/* pycell-init links libpython: a rootfs without the same release could
+	 * not even start it. Then the exec filter its job process stacks. */
+	if ((ret = pc_embed_check_rootfs(pc_image_root(&img, r->rootfs, img_root, sizeof(img_root)),
+					 &r->setup_error)) < 0 ||
+	    (ret = filter_fd = pc_exec_filter_prepare(&r->setup_error)) < 0)
+		goto setup_failed;
+	cfg.exec_filter_fd = filter_fd;
 	pc_image_plan(&img, &cfg.mounts);
 	cfg.argv = r->ablation ? r->ablation_argv : argv_shim;
 	if ((ret = pc_resources_prepare(&r->rc, r->limits, r->policy->require_cgroups, &cfg, &r->setup_error)) < 0)

@@ -13,7 +13,8 @@
  *
  * Descriptors crossing into the sandbox (sync.h has the fixed layout):
  *   0 input memfd, 1/2 output pipes, 3 bootstrap memfd, 4 result pipe,
- *   5 sync socket (SOCK_SEQPACKET; pycell-init closes it on the job's exec).
+ *   5 sync socket (SOCK_SEQPACKET; pycell-init closes it on the job's exec),
+ *   6 exec filter BPF (sealed memfd; pycell-init reads and closes it).
  *
  * Sync points, marked with the same comment on both sides:
  *   sync 1  parent -> child   PC_SYNC_GO: uid_map/gid_map are written
@@ -121,7 +122,8 @@ static int child_rlimits(const struct pc_sandbox_config *cfg, struct pc_error *e
 static int child_fds(const struct pc_sandbox_config *cfg, int sync_fd, int out_w, int err_w, int res_w,
 		     struct pc_error *err)
 {
-	int src[PC_FD_FIRST_FREE] = { cfg->stdin_fd, out_w, err_w, cfg->bootstrap_fd, res_w, sync_fd };
+	int src[PC_FD_FIRST_FREE] = { cfg->stdin_fd, out_w, err_w, cfg->bootstrap_fd, res_w, sync_fd,
+				      cfg->exec_filter_fd };
 	int tmp[PC_FD_FIRST_FREE];
 	int i;
 

@@ -39,6 +39,7 @@ struct pc_sandbox_config {
 	size_t n_rlimits;
 	int stdin_fd;     /* becomes fd 0 */
 	int bootstrap_fd; /* becomes fd 3 */
+	int exec_filter_fd; /* becomes fd 6: pc_exec_filter_prepare() */
 	char *const *argv; /* run by pycell-init, inside the sandbox */
 	char *const *envp; /* built from scratch by the caller */
 	struct pc_cgroup *cgroup;        /* NULL: none */

@@ -29,7 +29,9 @@ enum {
 	PC_FD_BOOTSTRAP = 3, /* memfd: the shim's bootstrap document (JSON) */
 	PC_FD_RESULT = 4,    /* pipe: the shim writes the job's value here */
 	PC_FD_SYNC = 5,      /* pycell-init only; closed before the job runs */
-	PC_FD_FIRST_FREE = 6,
+	PC_FD_EXEC_FILTER = 6, /* sealed memfd: the exec filter's BPF (exec_filter.c);
+				* pycell-init reads and closes it */
+	PC_FD_FIRST_FREE = 7,
 };
 
 #endif
