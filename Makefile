@@ -88,6 +88,13 @@ rootfs-test: rootfs
 demo: deps all rootfs
 	@tools/demo
 
+# Interleaved benchmark against bare python3, bubblewrap and crun (needs root;
+# BENCH_ARGS="--runs 50" for more rounds). Rewrites the results section of
+# docs/benchmarks.md and build/bench/results.json.
+.PHONY: bench
+bench: all rootfs-test
+	@$(PYTHON) tools/bench $(BENCH_ARGS) --json $(BUILD)/bench/results.json --md docs/benchmarks.md
+
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
