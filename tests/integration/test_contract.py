@@ -333,24 +333,28 @@ def test_job_that_never_reads_big_stdin():
 
 
 def _tagged(tag):
+    """Is any host process holding a file whose name carries tag open?"""
     for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if (p / "comm").read_text().strip() == tag:
+        if not p.name.isdigit():
+            continue
+        try:
+            for fd in (p / "fd").iterdir():
+                if tag in os.readlink(fd):
                     return True
-            except OSError:
-                pass
+        except OSError:
+            pass
     return False
 
 
 def test_sleeping_grandchild_is_not_left_behind():
-    """The grandchild names itself (prctl PR_SET_NAME) so the host can see
-    it while the job runs, and check it is gone once pycell returns."""
-    tag = f"pcgc{os.getpid() % 100000}"
-    code = ("import os, time, ctypes\n"
+    """The grandchild keeps a file named after a tag open, so the host can
+    see it while the job runs, and check it is gone once pycell returns.
+    (Neither prctl via ctypes nor /proc/self/comm is reachable from a job.)"""
+    tag = f"pcgc{os.getpid() % 100000}x{time.monotonic_ns() % 10**6}"
+    code = ("import os, time\n"
             "if os.fork() == 0:\n"
             "    if os.fork() == 0:\n"
-            f"        ctypes.CDLL(None).prctl(15, b'{tag}', 0, 0, 0)\n"
+            f"        f = open('{tag}', 'w')\n"
             "        time.sleep(60)\n"
             "    os._exit(0)\n"
             "time.sleep(0.5)\n"
