@@ -68,11 +68,16 @@ static const char *const tripwires[] = {
 	"os.add_dll_directory", /* Windows only; never meaningful here */
 	/* ctypes: loading libraries and calling or reading raw addresses is
 	 * native code execution and arbitrary memory access. `import ctypes`
-	 * itself (numpy tries it) raises only ctypes.dlopen(None), allowed below. */
+	 * itself (numpy tries it) raises only ctypes.dlopen(None), allowed below.
+	 * 3.11 raises nothing for calls through CFUNCTYPE objects made from an
+	 * address (ctypes.memmove, ctypes.cast) or for c_char_p(int).value: the
+	 * floor cannot see those; the shim's import allowlist keeps ctypes away
+	 * from user code, and the kernel layers bound what it could do. */
 	"ctypes.dlsym",        /* CDLL.<name>: a symbol of a loaded library */
 	"ctypes.dlsym/handle", /* the same by raw handle */
-	"ctypes.call_function", /* calling any foreign function pointer (memmove, cast, ...) */
-	"ctypes.cdata",        /* T.from_address(): any address as an object */
+	"ctypes.call_function", /* _ctypes.call_function(): call any address */
+	"ctypes.PyObj_FromPtr", /* _ctypes.PyObj_FromPtr(): any address as a Python object */
+	"ctypes.cdata",        /* T.from_address(): any address as ctypes data */
 	"ctypes.string_at",    /* read any address */
 	"ctypes.wstring_at",   /* read any address */
 };
