@@ -138,3 +138,20 @@ def test_numpy_runs_under_the_default_filter():
     proc = run_exec(code, "--policy", ABLATION, "--rootfs", str(DATASCI_ROOTFS))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["3", "True"]
+
+
+@pytest.mark.parametrize("where", ["forked child", "second thread"])
+def test_never_allowed_call_from_a_child_or_thread_ends_the_whole_job(where):
+    # The filter is inherited by every process and thread of the job; the
+    # supervisor kills the whole sandbox, not just the caller.
+    splice = "r, w = os.pipe(); r2, w2 = os.pipe(); os.write(w, b'x'); os.splice(r, w2, 1)"
+    if where == "forked child":
+        code = f"import os, time\nif os.fork() == 0:\n    {splice}\n    os._exit(0)\ntime.sleep(5)\nprint('parent survived')\n"
+    else:
+        code = (f"import os, threading, time\ndef f():\n    {splice}\n"
+                "threading.Thread(target=f).start()\ntime.sleep(5)\nprint('parent survived')\n")
+    res = run_job({"code": code}, "--policy", ABLATION)
+    assert res.code == "SECURITY_ERROR", res
+    assert res.json["error"]["details"] == {"syscall": "splice", "layer": "seccomp"}
+    assert "survived" not in res.json["stdout"]
+    assert res.json["metrics"]["wall_ms"] < 4000
