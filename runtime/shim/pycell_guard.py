@@ -79,6 +79,7 @@ class Guard:
 
     def __init__(self, python, granted, report_fd):
         self.allowed = set(python.get("allowed_imports") or ()) | set(granted) | {"__future__"}
+        self.packages = frozenset(granted)  # third-party packages: their submodules come along
         self.rules = dict(DEFAULT_ATTRIBUTE_RULES)
         self.rules.update(python.get("module_attributes") or {})
         self.denied = set(python.get("denied_builtins") or ())
@@ -125,6 +126,8 @@ class Guard:
             if name == "dataclasses" and "make_dataclass" in d:
                 d["make_dataclass"] = _safe_make_dataclass(mod.make_dataclass)
             d["__all__"] = sorted(k for k in d if not k.startswith("_"))
+            if name.partition(".")[0] in self.packages:
+                d["__getattr__"] = self._submodule_getter(mod)
             self.proxies[name] = p
         # Submodules the policy lists by their dotted name (collections.abc).
         prefix = name + "."
@@ -132,6 +135,17 @@ class Guard:
             if full.startswith(prefix) and "." not in full[len(prefix):] and full in sys.modules:
                 p.__dict__[full[len(prefix):]] = self.proxy(sys.modules[full])
         return p
+
+    def _submodule_getter(self, mod):
+        """PEP 562 fallback of a granted package's proxy: its own submodules
+        (numpy.random, numpy.linalg) as proxies, never foreign modules."""
+        def __getattr__(attr):
+            v = vars(mod).get(attr)
+            if (not attr.startswith("_") and isinstance(v, ModuleType)
+                    and getattr(v, "__name__", None) == mod.__name__ + "." + attr):
+                return self.proxy(v)
+            raise AttributeError(f"module {mod.__name__!r} has no attribute {attr!r}")
+        return __getattr__
 
     def guarded_import(self, name, globals=None, locals=None, fromlist=(), level=0):
         # C code calling PyImport_Import from inside a user frame (datetime's
@@ -238,13 +252,15 @@ def write_security_report(fd, violation):
         pass
 
 
-def make_audit_hook(report_fd, trusted_files):
-    """The tripwire. Returns (hook, arm) — the hook is inert until arm()."""
+def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False):
+    """The tripwire. Returns (hook, arm); the hook is inert until arm().
+    `allow`: events a grant needs (multiprocessing: os.fork, os.kill)."""
+    denied = ALWAYS_DENIED.difference(allow)
     # armed, inside the hook (events raised by the hook itself), the job's own
     # code object, whose one exec the shim is about to perform
     state = [False, False, None]
     getframe = sys._getframe
-    _exit = os._exit
+    _exit, getpid, kill, first_pid = os._exit, os.getpid, os.kill, os.getpid()
     flush = (sys.stdout.flush, sys.stderr.flush)
 
     def trip(event):
@@ -254,6 +270,10 @@ def make_audit_hook(report_fd, trusted_files):
             except Exception:
                 pass
         write_security_report(report_fd, "audit:" + event)
+        if in_sandbox and getpid() != first_pid:
+            # A forked child (multiprocessing) tripped: end the whole job so
+            # the parent writes no second report (kill(2): -1 spares pid 1).
+            kill(-1, 9)
         _exit(1)
 
     def caller():
@@ -267,7 +287,7 @@ def make_audit_hook(report_fd, trusted_files):
             return
         state[1] = True
         try:
-            if event in ALWAYS_DENIED or event.startswith(DENIED_PREFIXES):
+            if event in denied or (event.startswith(DENIED_PREFIXES) and event not in allow):
                 trip(event)
             elif event in CODE_EVENTS:
                 if event == "exec" and state[2] is not None and args and args[0] is state[2]:
@@ -277,7 +297,7 @@ def make_audit_hook(report_fd, trusted_files):
                 if not (fn.startswith("<frozen importlib") or fn in trusted_files):
                     trip(event)
             elif event == "open":
-                _check_open(args, trip)
+                _check_open(args, trip, report_fd)
             elif event in SOCKET_ADDR_EVENTS:
                 addr = args[1] if len(args) > 1 else None
                 if isinstance(addr, tuple) and addr and addr[0] not in LOOPBACK:
@@ -298,11 +318,11 @@ def make_audit_hook(report_fd, trusted_files):
     return hook, arm
 
 
-def _check_open(args, trip):
+def _check_open(args, trip, report_fd):
     path, mode, flags = (tuple(args) + (None, None, None))[:3]
     if isinstance(path, int):
-        if path > 2:
-            trip("open:fd")
+        if path == report_fd:  # a file object on the result channel could forge the report
+            trip("open:result_fd")
         return
     writing = isinstance(flags, int) and flags & OPEN_WRITE
     if isinstance(mode, str) and any(c in mode for c in "wax+"):

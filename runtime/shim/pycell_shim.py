@@ -111,7 +111,7 @@ def _trusted_files():
     return frozenset((os.path.join(lib, "dataclasses.py"), os.path.join(lib, "collections", "__init__.py")))
 
 
-def run_job(boot, report_fd):
+def run_job(boot, report_fd, in_sandbox=False):
     """Run one job; returns the report dict (final_answer and tripwires write
     to report_fd themselves and exit the process)."""
     code = boot.get("code") or ""
@@ -159,7 +159,8 @@ def run_job(boot, report_fd):
 
     g["final_answer"] = final_answer
     if guard:
-        hook, arm = pycell_guard.make_audit_hook(report_fd, _trusted_files())
+        allow = ("os.fork", "os.kill", "pickle.find_class") if "multiprocessing" in granted else ()
+        hook, arm = pycell_guard.make_audit_hook(report_fd, _trusted_files(), allow, in_sandbox)
         sys.addaudithook(hook)
     sys.modules["__main__"] = main  # dataclasses, enum, pickle-by-name find the job's globals
     lines = code.splitlines()
@@ -198,7 +199,7 @@ def main():
     except (OSError, ValueError) as e:
         sys.stderr.write(f"pycell shim: unreadable bootstrap document: {e}\n")
         os._exit(1)
-    report = run_job(boot, 4)
+    report = run_job(boot, 4, in_sandbox=True)
     text = report.pop("text") if "text" in report else json.dumps(report)
     _finish(text, 4)
     os.close(4)
