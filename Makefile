@@ -104,6 +104,12 @@ test-integration: all rootfs-test
 
 test: test-unit test-integration
 
+# Resource tests on a pure cgroup v2 hierarchy: a stock Debian kernel under
+# qemu (TCG), the host's / shared read-only over 9p (tools/cgroup2-vm/README.md).
+.PHONY: test-cgroup2
+test-cgroup2: all rootfs-test
+	tools/cgroup2-vm/run-tests
+
 test-asan: asan rootfs-test
 	PYCELL_BIN=$(CURDIR)/$(ASANDIR)/pycell $(PYTHON) -m pytest -q tests/integration
 
