@@ -77,18 +77,24 @@ def string_reasons(s):
     return out
 
 
-def format_reaches_attrs(fmt):
-    """True when a str.format template has a field with .attr or [index],
-    including inside nested format specs."""
+def format_reasons(fmt, depth=0):
+    """Violations of a str.format template: any field with .attr or [index]
+    (nested format specs included) is format_attr_not_allowed, and the
+    attributes it names are checked like attribute access."""
+    out = []
     try:
         for _lit, field, spec, _conv in _string.formatter_parser(fmt):
             if field is not None and ("." in field or "[" in field):
-                return True
-            if spec and "{" in spec and format_reaches_attrs(spec):
-                return True
+                out.append("format_attr_not_allowed")
+                _first, rest = _string.formatter_field_name_split(field)
+                for is_attr, key in rest:
+                    if is_attr:
+                        out.append(attr_reason(key))
+            if spec and "{" in spec and depth < 3:
+                out.extend(format_reasons(spec, depth + 1))
     except ValueError:
-        return False  # str.format would raise on it before touching anything
-    return False
+        pass  # str.format raises on it before touching anything
+    return [r for r in out if r]
 
 
 def _import_reason(name, allowed):
@@ -152,12 +158,8 @@ class Checker(ast.NodeVisitor):
             if f.attr == "format_map":
                 self.add("format_attr_not_allowed")
             elif f.attr == "format" and isinstance(f.value, ast.Constant) and isinstance(f.value.value, str):
-                if format_reaches_attrs(f.value.value):
-                    self.add("format_attr_not_allowed")
-        if isinstance(f, ast.Name) and f.id == "format" and len(node.args) >= 2:
-            spec = node.args[1]
-            if isinstance(spec, ast.Constant) and isinstance(spec.value, str) and "{" in spec.value:
-                self.add("format_attr_not_allowed")
+                for r in format_reasons(f.value.value):
+                    self.add(r)
         self.generic_visit(node)
 
     def _def(self, node):

@@ -1,0 +1,201 @@
+"""pycell shim, the job runner (the entry script is pycell_shim.py).
+
+The shim reads fd 3, checks the code (pycell_check), compiles it, arms the
+audit hook (pycell_guard), runs it with restricted builtins and module
+proxies, and writes exactly one JSON report on fd 4:
+  {"ok": true, "result": v} | {"ok": false, "error": {"code", "message", "details"}}
+With policy python.checks false (ablation) the Python layer is off entirely:
+plain builtins, real modules, no hook, so kernel layers can be tested alone.
+
+Host tests call run_job(bootstrap, report_fd) in a subprocess (an audit hook
+cannot be removed once added, and a tripwire ends the process).
+"""
+import os
+import sys
+
+import json
+
+import pycell_check
+import pycell_guard
+
+JOB_FILE = pycell_guard.JOB_FILE
+
+
+class _Unset:
+    pass
+
+
+def error(code, message, details):
+    return {"ok": False, "error": {"code": code, "message": message, "details": details}}
+
+
+def _json_path_error(value, path="$", depth=0):
+    """(path, reason) of the first value json.dumps(allow_nan=False) refuses."""
+    if depth > 200:
+        return path, "nested too deeply"
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if value == value and value not in (float("inf"), float("-inf")) else (
+            path, "not JSON-serialisable: float " + repr(value))
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            r = _json_path_error(v, f"{path}[{i}]", depth + 1)
+            if r:
+                return r
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                return path, "key not JSON-serialisable: " + type(k).__name__
+            r = _json_path_error(v, f"{path}.{k}", depth + 1)
+            if r:
+                return r
+        return None
+    return path, "not JSON-serialisable: " + type(value).__name__
+
+
+def serialise(value):
+    """(text, None) or (None, RESULT_INVALID report)."""
+    if value is _Unset:
+        return '{"ok":true}', None
+    try:
+        return json.dumps({"ok": True, "result": value}, allow_nan=False), None
+    except (TypeError, ValueError, RecursionError, OverflowError) as e:
+        where = _json_path_error(value) or ("$", "not JSON-serialisable: " + (str(e) or type(e).__name__))
+        return None, error("RESULT_INVALID", f"the result is not valid JSON at {where[0]}: {where[1]}",
+                           {"path": where[0], "reason": where[1]})
+
+
+def _user_traceback(exc, lines):
+    """Python's traceback text with only the job's own frames."""
+    out = ["Traceback (most recent call last):\n"]
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == JOB_FILE:
+            ln = tb.tb_lineno
+            out.append(f'  File "{JOB_FILE}", line {ln}, in {code.co_name}\n')
+            if 0 < ln <= len(lines) and lines[ln - 1].strip():
+                out.append(f"    {lines[ln - 1].strip()}\n")
+        tb = tb.tb_next
+    try:
+        msg = str(exc)
+    except Exception:
+        msg = "<unprintable>"
+    name = type(exc).__qualname__
+    out.append(f"{name}: {msg}\n" if msg else f"{name}\n")
+    return "".join(out), name, msg
+
+
+def _finish(text, report_fd):
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except Exception:
+            pass
+    data = text.encode()
+    while data:
+        n = os.write(report_fd, data)
+        data = data[n:]
+
+
+def _trusted_files():
+    lib = os.path.dirname(os.path.dirname(json.__file__))  # os is frozen: no __file__
+    return frozenset((os.path.join(lib, "dataclasses.py"), os.path.join(lib, "collections", "__init__.py")))
+
+
+def run_job(boot, report_fd, in_sandbox=False):
+    """Run one job; returns the report dict (final_answer and tripwires write
+    to report_fd themselves and exit the process)."""
+    code = boot.get("code") or ""
+    checks = bool(boot.get("checks", True))
+    python = boot.get("python") or {}
+    granted = [m for m in (boot.get("imports") or ()) if isinstance(m, str)]
+    input_data = boot.get("input")
+
+    tree, syn = pycell_check.parse(code)
+    if syn is not None:
+        return error("SYNTAX_ERROR", f"line {syn['line']}: {syn['message']}", syn)
+    guard = None
+    if checks:
+        allowed_imports = list(python.get("allowed_imports") or ())
+        violations = pycell_check.check_imports(granted, allowed_imports, python.get("grantable_imports") or ())
+        granted = [m for m in granted if "import_not_grantable:" + m not in violations]
+        violations = sorted(set(violations) | set(pycell_check.check_code(
+            tree, allowed_imports + granted + ["__future__"], python.get("denied_builtins") or ())))
+        if violations:
+            return error("SECURITY_ERROR", "the code breaks the policy: " + ", ".join(violations),
+                         {"violations": violations, "layer": "ast"})
+        guard = pycell_guard.Guard(python, granted, report_fd)
+        guard.input_text = json.dumps(input_data) if boot.get("has_input") else ""
+        for m in granted:  # before the hook: their import-time set-up is trusted
+            try:
+                __import__(m)
+            except ImportError:
+                pass
+    try:
+        compiled = compile(tree, JOB_FILE, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as e:
+        return error("SYNTAX_ERROR", f"line {getattr(e, 'lineno', None)}: {getattr(e, 'msg', str(e))}",
+                     {"line": getattr(e, "lineno", None), "offset": getattr(e, "offset", None),
+                      "message": getattr(e, "msg", str(e))})
+
+    main = type(sys)("__main__")
+    g = main.__dict__
+    g["__builtins__"] = guard.builtins_dict() if guard else __builtins__
+    g["input_data"] = input_data
+
+    def final_answer(value=None):
+        text, bad = serialise(value)
+        _finish(text if bad is None else json.dumps(bad), report_fd)
+        os._exit(0 if bad is None else 1)
+
+    g["final_answer"] = final_answer
+    if guard:
+        allow = ("os.fork", "os.kill", "pickle.find_class") if "multiprocessing" in granted else ()
+        hook, arm = pycell_guard.make_audit_hook(report_fd, _trusted_files(), allow, in_sandbox)
+        sys.addaudithook(hook)
+    sys.modules["__main__"] = main  # dataclasses, enum, pickle-by-name find the job's globals
+    lines = code.splitlines()
+    try:
+        if guard:
+            arm(compiled)
+        exec(compiled, g)
+    except SystemExit as e:
+        if e.code is None or e.code == 0:
+            pass
+        else:
+            raise
+    except BaseException as e:  # noqa: B902 - every failure of the job is reported
+        text, name, msg = _user_traceback(e, lines)
+        sys.stderr.write(text)
+        return error("RUNTIME_ERROR", f"{name}: {msg}" if msg else name,
+                     {"type": name, "message": msg, "traceback": text})
+    text, bad = serialise(g.get("result", _Unset))
+    return bad if bad is not None else {"text": text}
+
+
+def _read_fd(fd):
+    chunks = []
+    while True:
+        b = os.read(fd, 1 << 16)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def main():
+    try:
+        boot = json.loads(_read_fd(3) or b"{}")
+    except (OSError, ValueError) as e:
+        sys.stderr.write(f"pycell shim: unreadable bootstrap document: {e}\n")
+        os._exit(1)
+    report = run_job(boot, 4, in_sandbox=True)
+    text = report.pop("text") if "text" in report else json.dumps(report)
+    _finish(text, 4)
+    os.close(4)
+    os._exit(0 if report.get("ok", True) else 1)
+
