@@ -11,8 +11,10 @@
  * BPF program (struct sock_filter[]), to become PC_FD_EXEC_FILTER. */
 int pc_exec_filter_prepare(struct pc_error *err);
 
-/* Fails with a message naming both versions when the rootfs has no
- * libpython of the release pycell-init was built against. */
+/* Fails with a message naming both versions when the rootfs's multiarch
+ * library directory (usr/lib/x86_64-linux-gnu) holds no libpython of the
+ * release pycell-init was built against. A rootfs without that directory is
+ * left to the sandbox child's own step-by-step errors. */
 int pc_embed_check_rootfs(const char *rootfs, struct pc_error *err);
 
 #endif
