@@ -25,6 +25,7 @@ ModuleType = type(sys)
 DEFAULT_ATTRIBUTE_RULES = {
     "operator": ["*", "-attrgetter", "-methodcaller"],
     "string": ["*", "-Formatter"],
+    "numpy": ["*", "-ctypeslib"],
 }
 
 
@@ -102,6 +103,10 @@ class Guard:
     def _attr_ok(self, modname, name, value, rule):
         if name.startswith("_") or isinstance(value, ModuleType) or id(value) in self.blocked:
             return False
+        return self._attr_rule_ok(name, rule)
+
+    @staticmethod
+    def _attr_rule_ok(name, rule):
         if rule is None or "*" in rule:
             return "-" + name not in (rule or ())
         return name in rule
@@ -126,7 +131,7 @@ class Guard:
             if name == "dataclasses" and "make_dataclass" in d:
                 d["make_dataclass"] = _safe_make_dataclass(mod.make_dataclass)
             d["__all__"] = sorted(k for k in d if not k.startswith("_"))
-            if name.partition(".")[0] in self.packages:
+            if name.partition(".")[0] in self.packages or "-packages/" in str(getattr(mod, "__file__", "")):
                 d["__getattr__"] = self._submodule_getter(mod)
             self.proxies[name] = p
         # Submodules the policy lists by their dotted name (collections.abc).
@@ -139,9 +144,12 @@ class Guard:
     def _submodule_getter(self, mod):
         """PEP 562 fallback of a granted package's proxy: its own submodules
         (numpy.random, numpy.linalg) as proxies, never foreign modules."""
+        rule = self.rules.get(mod.__name__)
+        rule = rule if isinstance(rule, list) else None
+
         def __getattr__(attr):
             v = vars(mod).get(attr)
-            if (not attr.startswith("_") and isinstance(v, ModuleType)
+            if (not attr.startswith("_") and isinstance(v, ModuleType) and self._attr_rule_ok(attr, rule)
                     and getattr(v, "__name__", None) == mod.__name__ + "." + attr):
                 return self.proxy(v)
             raise AttributeError(f"module {mod.__name__!r} has no attribute {attr!r}")
@@ -223,10 +231,10 @@ def _guarded_attr_func(real):
 # ---- audit hook -------------------------------------------------------------------
 ALWAYS_DENIED = frozenset((
     "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill", "os.killpg",
-    "os.putenv", "os.unsetenv", "os.chdir", "os.chmod", "os.chown", "os.link", "os.symlink", "os.truncate",
+    "os.chdir", "os.chmod", "os.chown", "os.link", "os.symlink", "os.truncate",
     "os.startfile", "os.add_dll_directory", "subprocess.Popen", "pty.spawn", "sys.addaudithook",
     "sys.settrace", "sys.setprofile", "sys._current_frames", "sys._current_exceptions", "sys.excepthook",
-    "sys.unraisablehook", "setopencodehook", "code.__new__", "function.__new__",
+    "sys.unraisablehook", "setopencodehook",
     "cpython.run_command", "cpython.run_file", "cpython.run_module", "cpython.run_startup",
     "cpython.run_interactivehook", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
     "mmap.__new__", "pickle.find_class", "resource.setrlimit", "resource.prlimit", "urllib.Request",
@@ -287,7 +295,9 @@ def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False):
             return
         state[1] = True
         try:
-            if event in denied or (event.startswith(DENIED_PREFIXES) and event not in allow):
+            if event == "ctypes.dlopen" and args and args[0] is None:
+                pass  # ctypes' own import (pythonapi = PyDLL(None)); numpy imports ctypes
+            elif event in denied or (event.startswith(DENIED_PREFIXES) and event not in allow):
                 trip(event)
             elif event in CODE_EVENTS:
                 if event == "exec" and state[2] is not None and args and args[0] is state[2]:
@@ -305,7 +315,7 @@ def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False):
             elif event == "object.__getattr__" or event == "object.__setattr__" or event == "object.__delattr__":
                 if caller() == JOB_FILE:
                     trip(event + ":" + str(args[1]) if len(args) > 1 else event)
-            elif event == "sys._getframe":
+            elif event == "sys._getframe" or event == "code.__new__" or event == "function.__new__":
                 if caller() == JOB_FILE:
                     trip(event)
         finally:
