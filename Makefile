@@ -53,8 +53,9 @@ $(BIN)/pycell-init: $(INIT_SRC) $(wildcard runtime/init/*.h) runtime/sync.h
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CFLAGS) $(HARDEN) $$(pkg-config --cflags python3-embed) -iquote runtime $(INIT_SRC) -o $@ \
 	  $(LDFLAGS_ALL) $$(pkg-config --libs python3-embed)
-$(OBJ)/exec_filter.o: ALL_CFLAGS += -DPC_PYTHON_VERSION='"$(PY_EMBED_VERSION)"' \
-	-DPC_MULTIARCH='"$(shell $(CC) -print-multiarch)"'
+EMBED_DEFS := -DPC_PYTHON_VERSION='"$(PY_EMBED_VERSION)"' -DPC_MULTIARCH='"$(shell $(CC) -print-multiarch)"'
+$(OBJ)/exec_filter.o: ALL_CFLAGS += $(EMBED_DEFS)
+$(ASANDIR)/obj/exec_filter.o: PKG_CFLAGS += $(EMBED_DEFS)
 
 # The probe is static so it runs in any rootfs (tests' ablation mode).
 $(BIN)/pycell-probe: $(PROBE_SRC)
