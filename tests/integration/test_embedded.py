@@ -215,3 +215,24 @@ def test_rootfs_without_matching_libpython_is_refused(tmp_path):
     msg = r.json["error"]["message"]
     assert "libpython3.11.so.1.0" in msg and "'libpython3.12.so.1.0'" in msg, msg
     assert "Python 3.11" in msg, msg
+
+
+def test_interpreter_start_failure_is_reported_as_a_step():
+    # A rootfs with libpython but no stdlib codecs: Py_InitializeFromConfig
+    # fails in the job process; pid 1 relays its message as a sync error.
+    import tempfile
+    base = REPO / "build" / "test-tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(dir=base))
+    try:
+        d.chmod(0o755)
+        root = d / "root"
+        shutil.copytree(REPO / "build" / "rootfs" / "minimal", root, symlinks=True)
+        shutil.rmtree(root / "usr/lib/python3.11/encodings")
+        proc = subprocess.run([PYCELL, "exec", "--rootfs", str(root), "-c", "pass"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 125, proc
+        assert "INTERNAL_ERROR: pycell-init: start the embedded Python 3.11" in proc.stderr, proc
+        assert "init_fs_encoding" in proc.stderr, proc
+    finally:
+        shutil.rmtree(d)
