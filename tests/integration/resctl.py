@@ -10,8 +10,10 @@ ABLATION = str(REPO / "tests" / "policies" / "ablation.json")
 CG_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 IS_ROOT = os.geteuid() == 0
-UID_BASE = 0x71000000  # apart from the default range, so other runs do not interfere
+# Apart from the default range, and one slot per test session, so that test
+# runs going on at the same time on this machine do not see each other's jobs.
 UID_COUNT = 1024
+UID_BASE = 0x71000000 + (os.getpid() % 4096) * UID_COUNT
 
 
 def cgroup_version():

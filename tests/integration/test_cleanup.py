@@ -33,6 +33,10 @@ def mount_count():
 def assert_clean(iso):
     assert iso.job_groups() == [], "job cgroups left behind"
     assert iso.leases() == [], "lease files left behind"
+    # a SIGKILLed task may still be leaving the process table for a moment
+    deadline = time.time() + 2
+    while leased_uid_processes() and time.time() < deadline:
+        time.sleep(0.02)
     assert leased_uid_processes() == [], "processes with a leased uid left behind"
 
 
@@ -124,7 +128,7 @@ def test_every_outcome_cleans_up(iso, job, code):
 
 def fds_balanced(res):
     lines = [l for l in res.stderr.splitlines() if l.startswith("pycell: fds at")]
-    return len(lines) == 2 and lines[0].split(":")[-1] == lines[1].split(":")[-1]
+    return len(lines) == 2 and int(lines[1].split(":")[-1]) <= int(lines[0].split(":")[-1])
 
 
 def test_soak_sequential(iso):
