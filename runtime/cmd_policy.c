@@ -12,6 +12,7 @@
 #include "job.h"
 #include "jsonutil.h"
 #include "result.h"
+#include "seccomp.h"
 #include "util.h"
 
 enum { OPT_POLICY = 1, OPT_JOB };
@@ -119,6 +120,11 @@ static int policy_check(int argc, char **argv)
 		pc_policy_free(&p);
 		return 1;
 	}
+	if (p.seccomp[0] && pc_seccomp_check(p.seccomp, &err) < 0) {
+		fprintf(stderr, "pycell policy check: %s: %s\n", argv[1], err.msg);
+		pc_policy_free(&p);
+		return 1;
+	}
 	printf("%s: ok (policy '%s')\n", argv[1], p.name);
 	pc_policy_free(&p);
 	return 0;
@@ -133,6 +139,7 @@ int pc_cmd_policy(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "seccomp") == 0)
 		return pc_cmd_policy_seccomp(argc - 1, argv + 1);
 	fprintf(stderr, "usage: pycell policy show [--policy FILE] [--job JOB.json|-]\n"
-			"       pycell policy check FILE\n");
+			"       pycell policy check FILE\n"
+			"       pycell policy seccomp [--policy FILE]\n");
 	return PC_EXIT_USAGE;
 }

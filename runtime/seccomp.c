@@ -480,3 +480,10 @@ int pc_seccomp_export_pfc(const char *list_path, int fd, size_t *bpf_insns, stru
 		return pc_error_set(err, -r, "seccomp_export_pfc");
 	return 0;
 }
+
+int pc_seccomp_check(const char *list_path, struct pc_error *err)
+{
+	_cleanup_seccomp_ scmp_filter_ctx ctx = NULL;
+
+	return build_ctx(list_path, &ctx, err);
+}

@@ -38,6 +38,9 @@ int pc_seccomp_setup_child(const struct pc_seccomp *s, int sync_fd, struct pc_er
  * was caught, 0 when the notification vanished (the caller died first),
  * negative errno. */
 int pc_seccomp_notify_handle(int listener, char *name, size_t len);
+/* `pycell policy check`: compiles the list (never-allowed names, unknown
+ * syscalls, malformed conditions are errors) and throws the result away. */
+int pc_seccomp_check(const char *list_path, struct pc_error *err);
 /* `pycell policy seccomp`: the filter a list produces, in libseccomp's PFC
  * text, written to fd. Also reports the BPF size in instructions. */
 int pc_seccomp_export_pfc(const char *list_path, int fd, size_t *bpf_insns, struct pc_error *err);

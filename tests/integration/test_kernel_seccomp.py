@@ -179,3 +179,26 @@ def test_without_the_filter_the_attempt_gets_through(tmp_path, name):
     if result != "OK" and not MUST_WORK:
         pytest.skip(f"{name}: this kernel refuses it even without the filter ({result})")
     assert result == "OK"
+
+
+@pytest.mark.parametrize("rule,message", [
+    ({"names": ["ptrace"], "reason": "debugging"}, "'ptrace' is never allowed"),
+    ({"names": ["ioctl"], "reason": "terminals"}, "'ioctl' may only be allowed under argument conditions"),
+    ({"names": ["read"]}, "every rule needs a one-line 'reason'"),
+    ({"names": ["no_such_call"], "reason": "x"}, "unknown syscall 'no_such_call'"),
+    ({"names": ["read"], "reason": "x", "args": [{"arg": 9, "op": "eq", "value": 0}]}, "'arg' must be 0..5"),
+])
+def test_policy_check_compiles_the_seccomp_list(tmp_path, rule, message):
+    lst = tmp_path / "list.json"
+    lst.write_text(json.dumps({"rules": [rule]}))
+    pol = tmp_path / "policy.json"
+    pol.write_text(json.dumps({"name": "t", "extends": str(REPO / "policy" / "default.json"), "seccomp": str(lst)}))
+    proc = subprocess.run([PYCELL, "policy", "check", str(pol)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1, proc
+    assert message in proc.stderr
+
+
+def test_shipped_policies_pass_check():
+    for pol in sorted((REPO / "policy").glob("*.json")):
+        proc = subprocess.run([PYCELL, "policy", "check", str(pol)], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, (pol, proc.stderr)
