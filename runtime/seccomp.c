@@ -361,8 +361,10 @@ static int export_bpf(scmp_filter_ctx ctx, struct sock_fprog *prog, struct pc_er
 		return pc_error_set(err, -r, "seccomp_export_bpf");
 	if (fstat(fd, &st) < 0)
 		return pc_error_set(err, errno, "fstat seccomp program");
-	if (st.st_size == 0 || st.st_size % (off_t)sizeof(struct sock_filter) || st.st_size > 65536 * 8)
-		return pc_error_set(err, EINVAL, "seccomp program has a bad size (%lld bytes)", (long long)st.st_size);
+	if (st.st_size == 0 || st.st_size % (off_t)sizeof(struct sock_filter) ||
+	    st.st_size > BPF_MAXINSNS * (off_t)sizeof(struct sock_filter))
+		return pc_error_set(err, E2BIG, "seccomp program has a bad size (%lld bytes; the kernel takes %d instructions)",
+				    (long long)st.st_size, BPF_MAXINSNS);
 	buf = malloc((size_t)st.st_size);
 	if (!buf)
 		return pc_error_set(err, ENOMEM, "seccomp program");
