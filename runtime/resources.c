@@ -66,13 +66,18 @@ static void plan_rlimits(struct pc_resources *rc, const long long *limits)
  * them right after clone. */
 static int block_signals(struct pc_resources *rc, struct pc_error *err)
 {
-	sigset_t set;
+	sigset_t set, blocked;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+	/* SIGPIPE too, but not into the signalfd: a reader that goes away
+	 * (`pycell exec ... | head`) must not kill pycell mid-job, leaving its
+	 * cgroup and lease behind; the write fails with EPIPE instead. */
+	blocked = set;
+	sigaddset(&blocked, SIGPIPE);
+	if (sigprocmask(SIG_BLOCK, &blocked, NULL) < 0)
 		return pc_error_set(err, errno, "block signals");
 	rc->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (rc->signal_fd < 0)

@@ -48,11 +48,14 @@ class Isolated:
         return sorted(p.name for p in self.lease_dir.glob("*.lock")) if self.lease_dir.is_dir() else []
 
     def cleanup(self):
+        """Removes the test's cgroup parent, with `pycell gc` first for any
+        job group a failed test left."""
+        import subprocess
+        from conftest import PYCELL
+        if self.job_groups():
+            subprocess.run([PYCELL, "gc"], env=self.env, capture_output=True, timeout=60)
         for d in self.parent_dirs():
             if d.is_dir():
-                for p in d.iterdir():
-                    if p.is_dir():
-                        os.rmdir(p)
                 os.rmdir(d)
 
 

@@ -99,6 +99,17 @@ def test_sigkilled_pycell_then_gc_leaves_nothing(iso):
     assert mount_count() == mounts
 
 
+def test_reader_going_away_does_not_kill_pycell_mid_job(iso):
+    # `pycell exec ... | head`: SIGPIPE must not end pycell before it cleans up
+    code = "for i in range(2000):\n    print('x' * 1000)"
+    p = subprocess.Popen([PYCELL, "exec", "--policy", ABLATION, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=iso.env)
+    p.stdout.read(10)
+    p.stdout.close()
+    assert p.wait(timeout=30) != -signal.SIGPIPE
+    assert_clean(iso)
+
+
 def test_gc_spares_a_running_job(iso):
     p = start_sleeper(iso, seconds=3)
     gc = subprocess.run([PYCELL, "gc"], capture_output=True, text=True, env=iso.env, timeout=30)

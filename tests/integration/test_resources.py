@@ -20,10 +20,12 @@ needs_cgroups = pytest.mark.skipif(not HAVE_CG and not MUST_WORK, reason="needs 
 @pytest.fixture
 def iso(tmp_path):
     i = Isolated(tmp_path)
-    yield i
-    assert i.job_groups() == [], "job cgroups left behind"
-    assert i.leases() == [], "lease files left behind"
-    i.cleanup()
+    try:
+        yield i
+        assert i.job_groups() == [], "job cgroups left behind"
+        assert i.leases() == [], "lease files left behind"
+    finally:
+        i.cleanup()
 
 
 def job(iso, code, **limits):
