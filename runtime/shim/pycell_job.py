@@ -71,14 +71,27 @@ def _user_traceback(exc, lines):
     """Python's traceback text with only the job's own frames."""
     out = ["Traceback (most recent call last):\n"]
     tb = exc.__traceback__
+    last, repeats, n_hidden = None, 0, 0
     while tb is not None:
         code = tb.tb_frame.f_code
         if code.co_filename == JOB_FILE:
             ln = tb.tb_lineno
-            out.append(f'  File "{JOB_FILE}", line {ln}, in {code.co_name}\n')
-            if 0 < ln <= len(lines) and lines[ln - 1].strip():
-                out.append(f"    {lines[ln - 1].strip()}\n")
+            key = (ln, code.co_name)
+            repeats = repeats + 1 if key == last else 0
+            if repeats < 3:  # as Python does: a recursion bomb prints 3 entries, then a count
+                if repeats == 0 and last is not None and n_hidden:
+                    out.append(f"  [Previous line repeated {n_hidden} more times]\n")
+                if repeats == 0:
+                    n_hidden = 0
+                out.append(f'  File "{JOB_FILE}", line {ln}, in {code.co_name}\n')
+                if 0 < ln <= len(lines) and lines[ln - 1].strip():
+                    out.append(f"    {lines[ln - 1].strip()}\n")
+            else:
+                n_hidden += 1
+            last = key
         tb = tb.tb_next
+    if last is not None and n_hidden:
+        out.append(f"  [Previous line repeated {n_hidden} more times]\n")
     try:
         msg = str(exc)
     except Exception:
