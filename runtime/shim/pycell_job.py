@@ -118,6 +118,40 @@ def _trusted_files():
     return frozenset((os.path.join(lib, "dataclasses.py"), os.path.join(lib, "collections", "__init__.py")))
 
 
+def _norm_dist(name):
+    out, sep = [], False
+    for c in name.lower():
+        if c in "-_.":
+            sep = True
+            continue
+        if sep and out:
+            out.append("_")
+        sep = False
+        out.append(c)
+    return "".join(out)
+
+
+def installed_distributions(paths=None):
+    """Normalised names (PEP 503) of the distributions on sys.path, from
+    their *.dist-info / *.egg-info entries; importlib.metadata would pull in
+    email, zipfile and friends for the same answer."""
+    names = set()
+    for d in paths if paths is not None else sys.path:
+        try:
+            entries = os.listdir(d or ".")
+        except OSError:
+            continue
+        for e in entries:
+            if e.endswith((".dist-info", ".egg-info")):
+                names.add(_norm_dist(e.rpartition(".")[0].partition("-")[0]))
+    return names
+
+
+def missing_packages(requested, paths=None):
+    have = installed_distributions(paths)
+    return [p for p in requested if _norm_dist(str(p).partition("==")[0].strip()) not in have]
+
+
 def run_job(boot, report_fd, in_sandbox=False):
     """Run one job; returns the report dict (final_answer and tripwires write
     to report_fd themselves and exit the process)."""
@@ -130,6 +164,10 @@ def run_job(boot, report_fd, in_sandbox=False):
     tree, syn = pycell_check.parse(code)
     if syn is not None:
         return error("SYNTAX_ERROR", f"line {syn['line']}: {syn['message']}", syn)
+    missing = missing_packages(boot.get("packages") or ())
+    if missing:
+        return error("PACKAGE_UNAVAILABLE", "not installed in the rootfs: " + ", ".join(missing),
+                     {"packages": missing})
     guard = None
     if checks:
         allowed_imports = list(python.get("allowed_imports") or ())

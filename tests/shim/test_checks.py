@@ -218,3 +218,17 @@ def test_shim_imports_little():
     mods = set(eval(p.stdout))  # noqa: S307 - our own subprocess's repr of a list of str
     assert not mods & {"typing", "dataclasses", "traceback", "inspect", "string", "linecache", "tokenize",
                        "importlib", "subprocess", "socket"}, mods
+
+
+def test_packages_missing_is_package_unavailable():
+    r = run_host("pass", packages=["surely-not-installed-pkg"])
+    assert r["error"]["code"] == "PACKAGE_UNAVAILABLE"
+    assert r["error"]["details"] == {"packages": ["surely-not-installed-pkg"]}
+
+
+def test_distribution_names_are_normalised(tmp_path):
+    import pycell_job
+    (tmp_path / "python_dateutil-2.8.2.dist-info").mkdir()
+    (tmp_path / "PyYAML-6.0.egg-info").mkdir()
+    assert pycell_job.missing_packages(["python-dateutil", "pyyaml", "PyYAML==6.0", "numpy"], [str(tmp_path)]) == [
+        "numpy"]
