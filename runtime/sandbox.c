@@ -164,6 +164,11 @@ static void __attribute__((noreturn)) child_main(const struct pc_sandbox_config 
 	while (n < 0 && errno == EINTR);
 	if (n != sizeof(m) || m.type != PC_SYNC_GO)
 		_exit(125); /* the supervisor is gone */
+	/* The cgroup namespace made at clone is rooted at the supervisor's group
+	 * (v1 attaches by pid only now; even CLONE_INTO_CGROUP copies the
+	 * namespace from the parent's group): root a new one at the job's. */
+	if (cfg->cgroup && cfg->cgroup->version && unshare(CLONE_NEWCGROUP) < 0)
+		pc_error_set(&e, errno, "unshare cgroup namespace"), child_fail(sync_fd, &e);
 
 	if (setsid() < 0)
 		pc_error_set(&e, errno, "setsid"), child_fail(sync_fd, &e);

@@ -111,6 +111,17 @@ def test_metrics_are_reported(iso):
     assert m["cgroup_version"] == (cgroup_version() if HAVE_CG else 0)
 
 
+@needs_cgroups
+def test_job_sees_its_own_cgroup_as_root(iso):
+    res = job(iso, "print(open('/proc/self/cgroup').read())")
+    lines = res.json["stdout"].split()
+    assert lines, res
+    for line in lines:
+        ctl, path = line.split(":", 2)[1:]
+        if ctl in ("", "memory", "pids", "cpu", "cpuacct") or "memory" in ctl:
+            assert path == "/", lines
+
+
 def test_rlimits_inside_the_sandbox(iso):
     code = ("import resource as r\n"
             "print([r.getrlimit(x) for x in (r.RLIMIT_CPU, r.RLIMIT_FSIZE, r.RLIMIT_NOFILE, r.RLIMIT_CORE,"
