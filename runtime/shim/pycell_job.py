@@ -19,6 +19,13 @@ import pycell_check
 import pycell_guard
 
 JOB_FILE = pycell_guard.JOB_FILE
+# The C encoder, bound now: json.JSONEncoder is a plain class the job can
+# reach through the json proxy and patch (JSONEncoder.encode = ...), which
+# would let it rewrite the shim's own report.
+try:
+    from _json import encode_basestring_ascii as _c_str, make_encoder as _c_make_encoder
+except ImportError:  # pragma: no cover - CPython always has _json
+    _c_make_encoder = None
 
 
 class _Unset:
@@ -29,30 +36,50 @@ def error(code, message, details):
     return {"ok": False, "error": {"code": code, "message": message, "details": details}}
 
 
-def _json_path_error(value, path="$", depth=0):
+def _json_path_error(value, path="$", depth=0, seen=None):
     """(path, reason) of the first value json.dumps(allow_nan=False) refuses."""
     if depth > 200:
         return path, "nested too deeply"
     if value is None or isinstance(value, (bool, int, str)):
         return None
     if isinstance(value, float):
-        return None if value == value and value not in (float("inf"), float("-inf")) else (
-            path, "not JSON-serialisable: float " + repr(value))
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            r = _json_path_error(v, f"{path}[{i}]", depth + 1)
-            if r:
-                return r
+        if value != value or value in (float("inf"), float("-inf")):
+            return path, "not JSON-serialisable: float " + repr(value)
         return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, (str, int, float, bool)) and k is not None:
-                return path, "key not JSON-serialisable: " + type(k).__name__
-            r = _json_path_error(v, f"{path}.{k}", depth + 1)
-            if r:
-                return r
-        return None
-    return path, "not JSON-serialisable: " + type(value).__name__
+    if not isinstance(value, (list, tuple, dict)):
+        return path, "not JSON-serialisable: " + type(value).__name__
+    seen = seen if seen is not None else set()
+    if id(value) in seen:
+        return path, "circular reference"
+    seen.add(id(value))
+    try:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, (str, int, float, bool)) and k is not None:
+                    return path, "key not JSON-serialisable: " + type(k).__name__
+                r = _json_path_error(v, f"{path}.{k}", depth + 1, seen)
+                if r:
+                    return r
+        else:
+            for i, v in enumerate(value):
+                r = _json_path_error(v, f"{path}[{i}]", depth + 1, seen)
+                if r:
+                    return r
+    finally:
+        seen.discard(id(value))
+    return None
+
+
+def _no_default(o):
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def dumps(value):
+    """json.dumps(value, allow_nan=False) through the C encoder only."""
+    if _c_make_encoder is None:
+        return json.dumps(value, allow_nan=False)
+    enc = _c_make_encoder({}, _no_default, _c_str, None, ": ", ", ", False, False, False)
+    return "".join(enc(value, 0))
 
 
 def serialise(value):
@@ -60,7 +87,7 @@ def serialise(value):
     if value is _Unset:
         return '{"ok":true}', None
     try:
-        return json.dumps({"ok": True, "result": value}, allow_nan=False), None
+        return dumps({"ok": True, "result": value}), None
     except (TypeError, ValueError, RecursionError, OverflowError) as e:
         where = _json_path_error(value) or ("$", "not JSON-serialisable: " + (str(e) or type(e).__name__))
         return None, error("RESULT_INVALID", f"the result is not valid JSON at {where[0]}: {where[1]}",
@@ -199,7 +226,7 @@ def run_job(boot, report_fd, in_sandbox=False):
 
     def final_answer(value=None):
         text, bad = serialise(value)
-        _finish(text if bad is None else json.dumps(bad), report_fd)
+        _finish(text if bad is None else dumps(bad), report_fd)
         os._exit(0 if bad is None else 1)
 
     g["final_answer"] = final_answer
@@ -245,7 +272,7 @@ def main():
         sys.stderr.write(f"pycell shim: unreadable bootstrap document: {e}\n")
         os._exit(1)
     report = run_job(boot, 4, in_sandbox=True)
-    text = report.pop("text") if "text" in report else json.dumps(report)
+    text = report.pop("text") if "text" in report else dumps(report)
     _finish(text, 4)
     os.close(4)
     os._exit(0 if report.get("ok", True) else 1)

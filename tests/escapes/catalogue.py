@@ -198,6 +198,10 @@ CATALOGUE = [
      "audit", ("SECURITY_ERROR", "audit:sys.settrace"), {"imports": ["threading"]}),
     ("sqlite3 load_extension", "import sqlite3\nsqlite3.connect(':memory:').enable_load_extension(True)", "audit",
      ("SECURITY_ERROR", "audit:sqlite3.enable_load_extension"), {"imports": ["sqlite3"]}),
+    ("patch json.JSONEncoder to rewrite the shim's report",
+     "import json\njson.JSONEncoder.encode = lambda self, o: '{\"ok\": true, \"result\": \"forged\"}'\n"
+     "json.JSONEncoder.iterencode = lambda self, o, _one_shot=False: iter(['forged'])\nresult = {'a': 1}",
+     "builtins", ("ok", {"a": 1}), {}),
     # ---- provably harmless -----------------------------------------------------------------------
     ("mro() reaches only classes", "result = [c.__name__ for c in type(()).mro()]", "builtins",
      ("ok", ["tuple", "object"]), {}),

@@ -232,3 +232,8 @@ def test_distribution_names_are_normalised(tmp_path):
     (tmp_path / "PyYAML-6.0.egg-info").mkdir()
     assert pycell_job.missing_packages(["python-dateutil", "pyyaml", "PyYAML==6.0", "numpy"], [str(tmp_path)]) == [
         "numpy"]
+
+
+def test_run_job_result_invalid_circular():
+    r = run_host("a = []\na.append(a)\nresult = {'x': a}")
+    assert r["error"]["details"] == {"path": "$.x[0]", "reason": "circular reference"}
