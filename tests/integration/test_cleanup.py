@@ -60,7 +60,7 @@ def leased_or_any(iso):
     return leased_uid_processes() if IS_ROOT else True
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_to_pycell_ends_the_job_cleanly(iso, sig):
     mounts = mount_count()
     p = start_sleeper(iso)

@@ -168,3 +168,19 @@ def test_rootless_mode_says_what_is_not_enforced(iso):
     assert res.json["status"] == "ok", res
     assert res.json["metrics"]["cgroup_version"] == 0
     assert res.json["metrics"]["unapplied_limits"] == ["memory", "pids", "cpu"]
+
+
+@pytest.mark.skipif(not IS_ROOT or not os.path.exists("/usr/bin/setpriv"), reason="needs root to drop to nobody")
+def test_unprivileged_caller_runs_with_limits_reported_unapplied(iso):
+    # rootless without a delegated cgroup: the job runs with the caller's own
+    # id, rlimits still apply, and the result says what is not enforced
+    job_json = json.dumps({"code": "import resource as r; print(r.getrlimit(r.RLIMIT_NOFILE)[0])"})
+    proc = subprocess.run(["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                           PYCELL, "run", "--policy", ABLATION, "-"], input=job_json, capture_output=True,
+                          text=True, env=iso.env, cwd="/", timeout=60)
+    res = json.loads(proc.stdout)
+    assert res["status"] == "ok", res
+    assert res["stdout"] == "256\n"
+    assert res["metrics"]["cgroup_version"] == 0
+    assert res["metrics"]["unapplied_limits"] == ["memory", "pids", "cpu"]
+    assert res["metrics"]["cpu_ms"] > 0 and res["metrics"]["peak_memory_bytes"] > 0
