@@ -48,11 +48,25 @@ $(BIN)/pycell: $(OBJ)/main.o $(RT_OBJ)
 # pycell-init runs inside the rootfs, so it never carries sanitizer runtimes.
 # It embeds the host's python3-dev release, which must be the rootfs's too
 # (README, "Another Python"); the supervisor checks the rootfs for it.
+# PYCELL_INIT_LINK=static (default): Debian's libpython3.X.a, what /usr/bin/python3.X
+# itself is linked from (non-PIC, so non-PIE like that binary; -E exports the C API to
+# lib-dynload and numpy's extension modules): start-up and pure-Python speed match
+# /usr/bin/python3. PYCELL_INIT_LINK=shared: PIE, loads the rootfs's libpython3.X.so.1.0;
+# measured ~15% slower start-up and 15-30% slower pure-Python code (README).
+# Switching needs `make -B build/bin/pycell-init PYCELL_INIT_LINK=...`.
 PY_EMBED_VERSION := $(shell pkg-config --modversion python3-embed 2>/dev/null)
+PYCELL_INIT_LINK ?= static
+ifeq ($(PYCELL_INIT_LINK),static)
+INIT_PY_CFLAGS = $(shell pkg-config --cflags python3-embed) -fno-PIE
+INIT_PY_LDFLAGS = -no-pie -Wl,-z,relro,-z,now -Wl,-E $(LDFLAGS) \
+	$(shell pkg-config --variable=libdir python3-embed)/libpython$(PY_EMBED_VERSION).a -lm -lz -lexpat
+else
+INIT_PY_CFLAGS = $(shell pkg-config --cflags python3-embed)
+INIT_PY_LDFLAGS = $(LDFLAGS_ALL) $(shell pkg-config --libs python3-embed)
+endif
 $(BIN)/pycell-init: $(INIT_SRC) $(wildcard runtime/init/*.h) runtime/sync.h
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(HARDEN) $$(pkg-config --cflags python3-embed) -iquote runtime $(INIT_SRC) -o $@ \
-	  $(LDFLAGS_ALL) $$(pkg-config --libs python3-embed)
+	$(CC) $(WARN) $(CFLAGS) $(HARDEN) $(INIT_PY_CFLAGS) -iquote runtime $(INIT_SRC) -o $@ $(INIT_PY_LDFLAGS)
 EMBED_DEFS := -DPC_PYTHON_VERSION='"$(PY_EMBED_VERSION)"' -DPC_MULTIARCH='"$(shell $(CC) -print-multiarch)"'
 $(OBJ)/exec_filter.o: ALL_CFLAGS += $(EMBED_DEFS)
 $(ASANDIR)/obj/exec_filter.o: PKG_CFLAGS += $(EMBED_DEFS)

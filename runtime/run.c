@@ -138,8 +138,8 @@ int pc_run_job(struct pc_run *r)
 		goto setup_failed;
 	if ((ret = prepare_config(r, &cfg, &in_fd, &boot_fd)) < 0)
 		goto setup_failed;
-	/* pycell-init links libpython: a rootfs without the same release could
-	 * not even start it. Then the exec filter its job process stacks. */
+	/* pycell-init embeds Python 3.X: the rootfs must be the same release.
+	 * Then the exec filter its job process stacks. */
 	if ((ret = pc_embed_check_rootfs(pc_image_root(&img, r->rootfs, img_root, sizeof(img_root)),
 					 &r->setup_error)) < 0 ||
 	    (ret = filter_fd = pc_exec_filter_prepare(&r->setup_error)) < 0)
