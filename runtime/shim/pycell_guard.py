@@ -195,10 +195,10 @@ class Guard:
         return builtins.open(path, mode, buffering, encoding, errors, newline)
 
     def guarded_input(self, prompt=None):
-        if self.input_used:
-            raise EOFError("pycell: input() reads the job's input once")
+        if self.input_used or self.input_text is None:
+            raise EOFError("pycell: input() reads the job's input (as JSON) once")
         self.input_used = True
-        return self.input_text or ""
+        return self.input_text
 
     def builtins_dict(self):
         b = {}

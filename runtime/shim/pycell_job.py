@@ -13,19 +13,39 @@ cannot be removed once added, and a tripwire ends the process).
 import os
 import sys
 
-import json
-
 import pycell_check
 import pycell_guard
 
+# JSON through the C accelerator only: the json package would import re,
+# enum and more on every run, and json.JSONEncoder is a plain class the job
+# can reach through the json proxy and patch (JSONEncoder.encode = ...) to
+# rewrite the shim's own report. Both C objects are bound here, before any
+# user code exists.
+from _json import encode_basestring_ascii as _c_str, make_encoder as _c_make_encoder, make_scanner as _c_scanner
+
 JOB_FILE = pycell_guard.JOB_FILE
-# The C encoder, bound now: json.JSONEncoder is a plain class the job can
-# reach through the json proxy and patch (JSONEncoder.encode = ...), which
-# would let it rewrite the shim's own report.
-try:
-    from _json import encode_basestring_ascii as _c_str, make_encoder as _c_make_encoder
-except ImportError:  # pragma: no cover - CPython always has _json
-    _c_make_encoder = None
+
+
+class _ScanContext:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+    memo = None
+
+
+def loads(text):
+    """json.loads for the runtime's own documents (the bootstrap)."""
+    s = text.strip(" \t\n\r")
+    try:
+        value, end = _c_scanner(_ScanContext())(s, 0)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(s):
+        raise ValueError(f"extra data at {end}")
+    return value
 
 
 class _Unset:
@@ -76,8 +96,6 @@ def _no_default(o):
 
 def dumps(value):
     """json.dumps(value, allow_nan=False) through the C encoder only."""
-    if _c_make_encoder is None:
-        return json.dumps(value, allow_nan=False)
     enc = _c_make_encoder({}, _no_default, _c_str, None, ": ", ", ", False, False, False)
     return "".join(enc(value, 0))
 
@@ -141,7 +159,8 @@ def _finish(text, report_fd):
 
 
 def _trusted_files():
-    lib = os.path.dirname(os.path.dirname(json.__file__))  # os is frozen: no __file__
+    # os is frozen (no __file__); encodings is a package every interpreter has loaded.
+    lib = os.path.dirname(os.path.dirname(sys.modules["encodings"].__file__))
     return frozenset((os.path.join(lib, "dataclasses.py"), os.path.join(lib, "collections", "__init__.py")))
 
 
@@ -206,7 +225,7 @@ def run_job(boot, report_fd, in_sandbox=False):
             return error("SECURITY_ERROR", "the code breaks the policy: " + ", ".join(violations),
                          {"violations": violations, "layer": "ast"})
         guard = pycell_guard.Guard(python, granted, report_fd)
-        guard.input_text = json.dumps(input_data) if boot.get("has_input") else ""
+        guard.input_text = dumps(input_data) if boot.get("has_input") else None
         for m in granted:  # before the hook: their import-time set-up is trusted
             try:
                 __import__(m)
@@ -267,7 +286,7 @@ def _read_fd(fd):
 
 def main():
     try:
-        boot = json.loads(_read_fd(3) or b"{}")
+        boot = loads(_read_fd(3).decode() or "{}")
     except (OSError, ValueError) as e:
         sys.stderr.write(f"pycell shim: unreadable bootstrap document: {e}\n")
         os._exit(1)
