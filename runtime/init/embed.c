@@ -55,13 +55,17 @@ void pc_init_report(int status_fd, int errnum, const char *fmt, ...)
 
 /* Events never legitimate in a job. Process creation is refused by the
  * kernel anyway (exec filter); tripping here names the attempt. fork stays
- * allowed: multiprocessing's pool forks. */
+ * allowed: multiprocessing's pool forks. subprocess.Popen is deliberately
+ * not here: the stdlib runs best-effort probes through it and handles the
+ * OSError the exec filter gives (platform.processor() runs `uname -p`, which
+ * Debian's pandas calls on import; uuid.getnode(), ctypes.util.find_library).
+ * The shim's policy hook decides about subprocess in user code.
+ * os.posix_spawn is raised by subprocess only for close_fds=False. */
 static const char *const tripwires[] = {
 	"os.system",           /* a shell */
 	"os.exec",             /* execv*: replaces the interpreter */
 	"os.posix_spawn",      /* posix_spawn, posix_spawnp */
 	"os.spawn",            /* os.spawnv* */
-	"subprocess.Popen",    /* subprocess.run, check_output, ... */
 	"pty.spawn",           /* fork + exec on a pty */
 	"_posixsubprocess.fork_exec", /* not raised by 3.11; named for later releases */
 	"sys.remote_exec",     /* 3.14: runs code in another process */
