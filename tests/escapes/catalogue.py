@@ -202,6 +202,10 @@ CATALOGUE = [
      "import json\njson.JSONEncoder.encode = lambda self, o: '{\"ok\": true, \"result\": \"forged\"}'\n"
      "json.JSONEncoder.iterencode = lambda self, o, _one_shot=False: iter(['forged'])\nresult = {'a': 1}",
      "builtins", ("ok", {"a": 1}), {}),
+    ("tripwire in a multiprocessing worker ends the whole job",
+     "import multiprocessing as mp, typing, time\ndef bad(x):\n    typing.ForwardRef('1')\n    return x\n"
+     "with mp.Pool(2) as p:\n    result = p.map(bad, range(3))\ntime.sleep(3)\nresult = 'parent survived'",
+     "audit", ("SECURITY_ERROR", "audit:compile"), {"imports": ["multiprocessing"]}),
     # ---- provably harmless -----------------------------------------------------------------------
     ("mro() reaches only classes", "result = [c.__name__ for c in type(()).mro()]", "builtins",
      ("ok", ["tuple", "object"]), {}),
