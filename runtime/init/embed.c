@@ -74,14 +74,15 @@ static const char *const tripwires[] = {
 	 * native code execution and arbitrary memory access. `import ctypes`
 	 * itself (numpy tries it) raises only ctypes.dlopen(None), allowed below.
 	 * 3.11 raises nothing for calls through CFUNCTYPE objects made from an
-	 * address (ctypes.memmove, ctypes.cast) or for c_char_p(int).value: the
+	 * address (ctypes.memmove, ctypes.cast) or for c_char_p(int).value, and
+	 * the same ctypes.cdata for T.from_address() as for the from_buffer()
+	 * that multiprocessing.Value/Array use (so cdata cannot be one): the
 	 * floor cannot see those; the shim's import allowlist keeps ctypes away
 	 * from user code, and the kernel layers bound what it could do. */
 	"ctypes.dlsym",        /* CDLL.<name>: a symbol of a loaded library */
 	"ctypes.dlsym/handle", /* the same by raw handle */
 	"ctypes.call_function", /* _ctypes.call_function(): call any address */
 	"ctypes.PyObj_FromPtr", /* _ctypes.PyObj_FromPtr(): any address as a Python object */
-	"ctypes.cdata",        /* T.from_address(): any address as ctypes data */
 	"ctypes.string_at",    /* read any address */
 	"ctypes.wstring_at",   /* read any address */
 };
