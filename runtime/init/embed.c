@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -87,10 +88,20 @@ static const char *const tripwires[] = {
 	"ctypes.wstring_at",   /* read any address */
 };
 
+/* One word shared by the job process and every process it forks (set up
+ * before Python starts): the first process to trip writes the report, so two
+ * workers tripping at once never leave two documents on the result pipe. */
+static int *tripped_once;
+
 static void __attribute__((noreturn)) trip(const char *event)
 {
 	char buf[512];
 	int n;
+
+	if (tripped_once && __atomic_exchange_n(tripped_once, 1, __ATOMIC_SEQ_CST)) {
+		kill(-1, SIGKILL);
+		_exit(1);
+	}
 
 	/* event is one of our literals: no JSON escaping needed. One write
 	 * under PIPE_BUF is atomic on a pipe (pipe(7)). */
@@ -198,6 +209,9 @@ void pc_embed_job(const char *script, const struct sock_fprog *filter, int statu
 		pc_init_report(status_fd, errno, "pycell-init: load the exec filter");
 		_exit(125);
 	}
+	tripped_once = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (tripped_once == MAP_FAILED)
+		tripped_once = NULL; /* then every tripping process reports */
 	if (PySys_AddAuditHook(audit_hook, NULL) < 0) {
 		pc_init_report(status_fd, 0, "pycell-init: PySys_AddAuditHook refused the hook");
 		_exit(125);

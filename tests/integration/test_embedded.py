@@ -204,6 +204,17 @@ def test_tripwire_in_a_forked_child_ends_the_whole_job():
     assert r.json["metrics"]["wall_ms"] < 4000, r
 
 
+def test_two_workers_tripping_at_once_leave_one_report():
+    # Every pool worker trips at nearly the same moment; one shared flag lets
+    # only the first write, so the result pipe holds exactly one document.
+    code = ("import multiprocessing as mp, os\n"
+            "def bad(x):\n    os.system('true')\n"
+            "with mp.Pool(2) as p:\n    p.map(bad, range(8), chunksize=1)\n"
+            "result = 'parent survived'\n")
+    for _ in range(3):
+        tripped(job(code, timeout=60), "os.system")
+
+
 def test_default_policy_also_trips():
     # With the shim's Python layer on, the C floor still holds (the shim may
     # refuse the import first: either way SECURITY_ERROR).
