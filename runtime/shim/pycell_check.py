@@ -107,6 +107,7 @@ class Checker:
         self.allowed = allowed
         self.denied = denied
         self.found = set()
+        self.imports = set()  # absolute module names the code imports
 
     def visit(self, node):
         getattr(self, "visit_" + type(node).__name__, self.generic_visit)(node)
@@ -133,6 +134,7 @@ class Checker:
     def visit_Import(self, node):
         for alias in node.names:
             self.add(_import_reason(alias.name, self.allowed))
+            self.imports.add(alias.name)
         self.generic_visit(node)
 
     def visit_ImportFrom(self, node):
@@ -141,6 +143,7 @@ class Checker:
             self.add("import_not_allowed:" + "." * node.level + mod)
         elif mod != "__future__":
             self.add(_import_reason(mod, self.allowed))
+            self.imports.add(mod)
         self.generic_visit(node)
 
     def visit_Name(self, node):
@@ -230,11 +233,16 @@ def check_imports(requested, allowed_imports, grantable):
                    if m not in grantable and m not in allowed_imports})
 
 
-def check_code(tree, allowed, denied):
-    """All violations in an already-parsed module, sorted and deduplicated."""
+def check(tree, allowed, denied):
+    """(violations sorted and deduplicated, modules the code imports)."""
     c = Checker(frozenset(allowed), frozenset(denied))
     c.visit(tree)
-    return sorted(c.found)
+    return sorted(c.found), sorted(c.imports)
+
+
+def check_code(tree, allowed, denied):
+    """All violations in an already-parsed module, sorted and deduplicated."""
+    return check(tree, allowed, denied)[0]
 
 
 def parse(code):

@@ -18,6 +18,9 @@ import sys
 
 JOB_FILE = "<job>"
 WRITABLE_ROOTS = ("/workspace", "/tmp")
+# The tripwire also lets library code write the capped /dev/shm the sandbox
+# mounts for multiprocessing (arenas, semaphores); user code's open() cannot.
+HOOK_WRITABLE_ROOTS = WRITABLE_ROOTS + ("/dev/shm",)
 ModuleType = type(sys)
 
 # policy "module_attributes" defaults: "*" = every public non-module
@@ -242,10 +245,39 @@ ALWAYS_DENIED = frozenset((
     "sqlite3.load_extension", "socket.sethostname", "fcntl.ioctl", "msvcrt.open_osfhandle",
 ))
 DENIED_PREFIXES = ("ctypes.", "_posixsubprocess", "os.exec", "os.spawn", "os.posix_spawn", "winreg.")
+# Loading or calling native code and reading raw addresses: never allowed,
+# whatever a grant needs from ctypes.
+CTYPES_NEVER = frozenset(("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function",
+                          "ctypes.PyObj_FromPtr", "ctypes.string_at", "ctypes.wstring_at"))
 CODE_EVENTS = frozenset(("compile", "exec", "marshal.loads", "marshal.load", "marshal.dumps"))
 OPEN_WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 SOCKET_ADDR_EVENTS = frozenset(("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"))
 LOOPBACK = frozenset(("127.0.0.1", "::1", "localhost", ""))
+
+
+class ReportToken:
+    """Exactly one report per job, even with forked workers tripping at the
+    same moment: one byte in a pipe made before user code runs. Whoever reads
+    it (a one-byte read(2) is atomic) writes the report; everyone else stays
+    silent. The process that took it keeps the right to report."""
+
+    def __init__(self):
+        self.r, w = os.pipe()
+        os.write(w, b"x")
+        os.close(w)
+        os.set_blocking(self.r, False)
+        self.holder = None
+
+    def claim(self):
+        if self.holder == os.getpid():
+            return True
+        try:
+            got = os.read(self.r, 1) == b"x"
+        except OSError:
+            got = False
+        if got:
+            self.holder = os.getpid()
+        return got
 
 
 def write_security_report(fd, violation):
@@ -260,10 +292,11 @@ def write_security_report(fd, violation):
         pass
 
 
-def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False):
+def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False, token=None):
     """The tripwire. Returns (hook, arm); the hook is inert until arm().
     `allow`: events a grant needs (multiprocessing: os.fork, os.kill)."""
     denied = ALWAYS_DENIED.difference(allow)
+    ctypes_ok = "ctypes.*" in allow
     # armed, inside the hook (events raised by the hook itself), the job's own
     # code object, whose one exec the shim is about to perform
     state = [False, False, None]
@@ -277,11 +310,12 @@ def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False):
                 f()
             except Exception:
                 pass
-        write_security_report(report_fd, "audit:" + event)
-        if in_sandbox and getpid() != first_pid:
-            # A forked child (multiprocessing) tripped: end the whole job so
-            # the parent writes no second report (kill(2): -1 spares pid 1).
-            kill(-1, 9)
+        if token is None or token.claim():
+            write_security_report(report_fd, "audit:" + event)
+            if in_sandbox and getpid() != first_pid:
+                # A forked child (multiprocessing) tripped: end the whole job
+                # (kill(2): -1 spares pid 1 and the caller).
+                kill(-1, 9)
         _exit(1)
 
     def caller():
@@ -297,6 +331,8 @@ def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False):
         try:
             if event == "ctypes.dlopen" and args and args[0] is None:
                 pass  # ctypes' own import (pythonapi = PyDLL(None)); numpy imports ctypes
+            elif event.startswith("ctypes.") and ctypes_ok and event not in CTYPES_NEVER:
+                pass  # a grant's ctypes use (multiprocessing Value/Array); never code or raw memory
             elif event in denied or (event.startswith(DENIED_PREFIXES) and event not in allow):
                 trip(event)
             elif event in CODE_EVENTS:
@@ -344,5 +380,5 @@ def _check_open(args, trip, report_fd):
     except Exception:
         trip("open")
         return
-    if not any(p == r or p.startswith(r + "/") for r in WRITABLE_ROOTS):
+    if not any(p == r or p.startswith(r + "/") for r in HOOK_WRITABLE_ROOTS):
         trip("open")

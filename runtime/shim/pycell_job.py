@@ -158,10 +158,16 @@ def _finish(text, report_fd):
         data = data[n:]
 
 
-def _trusted_files():
+def _trusted_files(granted):
+    """Stdlib files whose compile/exec is trusted: they build code only from
+    validated identifiers (dataclasses' methods, namedtuple's __new__,
+    multiprocessing.sharedctypes' synchronized properties)."""
     # os is frozen (no __file__); encodings is a package every interpreter has loaded.
     lib = os.path.dirname(os.path.dirname(sys.modules["encodings"].__file__))
-    return frozenset((os.path.join(lib, "dataclasses.py"), os.path.join(lib, "collections", "__init__.py")))
+    files = ["dataclasses.py", "collections/__init__.py"]
+    if "multiprocessing" in granted:
+        files.append("multiprocessing/sharedctypes.py")
+    return frozenset(os.path.join(lib, f) for f in files)
 
 
 def _norm_dist(name):
@@ -219,17 +225,22 @@ def run_job(boot, report_fd, in_sandbox=False):
         allowed_imports = list(python.get("allowed_imports") or ())
         violations = pycell_check.check_imports(granted, allowed_imports, python.get("grantable_imports") or ())
         granted = [m for m in granted if "import_not_grantable:" + m not in violations]
-        violations = sorted(set(violations) | set(pycell_check.check_code(
-            tree, allowed_imports + granted + ["__future__"], python.get("denied_builtins") or ())))
+        found, imported = pycell_check.check(tree, allowed_imports + granted + ["__future__"],
+                                             python.get("denied_builtins") or ())
+        violations = sorted(set(violations) | set(found))
         if violations:
             return error("SECURITY_ERROR", "the code breaks the policy: " + ", ".join(violations),
                          {"violations": violations, "layer": "ast"})
         guard = pycell_guard.Guard(python, granted, report_fd)
         guard.input_text = dumps(input_data) if boot.get("has_input") else None
-        for m in granted:  # before the hook: their import-time set-up is trusted
+        # Import what the code names (all allowed by now) and the grants before
+        # the hook is armed: an allowed module's import-time set-up is trusted
+        # (pandas runs platform.processor(), numpy loads ctypes); what the job
+        # then does with it is not.
+        for m in granted + imported:
             try:
                 __import__(m)
-            except ImportError:
+            except Exception:  # the job's own import raises it again, in its frame
                 pass
     try:
         compiled = compile(tree, JOB_FILE, "exec", dont_inherit=True)
@@ -243,15 +254,26 @@ def run_job(boot, report_fd, in_sandbox=False):
     g["__builtins__"] = guard.builtins_dict() if guard else __builtins__
     g["input_data"] = input_data
 
+    token = pycell_guard.ReportToken() if guard else None
+
+    def claim():
+        # A tripwire (here or in a forked worker) has reported: stay silent.
+        if token is not None and not token.claim():
+            os._exit(1)
+
     def final_answer(value=None):
         text, bad = serialise(value)
+        claim()
         _finish(text if bad is None else dumps(bad), report_fd)
         os._exit(0 if bad is None else 1)
 
     g["final_answer"] = final_answer
     if guard:
-        allow = ("os.fork", "os.kill", "pickle.find_class") if "multiprocessing" in granted else ()
-        hook, arm = pycell_guard.make_audit_hook(report_fd, _trusted_files(), allow, in_sandbox)
+        # multiprocessing: fork, kill its workers, unpickle tasks, shared memory
+        # (mmap'd arenas in /dev/shm, ctypes-backed Value/Array: "ctypes.*").
+        allow = (("os.fork", "os.kill", "os.truncate", "mmap.__new__", "pickle.find_class", "ctypes.*")
+                 if "multiprocessing" in granted else ())
+        hook, arm = pycell_guard.make_audit_hook(report_fd, _trusted_files(granted), allow, in_sandbox, token)
         sys.addaudithook(hook)
     sys.modules["__main__"] = main  # dataclasses, enum, pickle-by-name find the job's globals
     lines = code.splitlines()
@@ -266,10 +288,12 @@ def run_job(boot, report_fd, in_sandbox=False):
             raise
     except BaseException as e:  # noqa: B902 - every failure of the job is reported
         text, name, msg = _user_traceback(e, lines)
+        claim()
         sys.stderr.write(text)
         return error("RUNTIME_ERROR", f"{name}: {msg}" if msg else name,
                      {"type": name, "message": msg, "traceback": text})
     text, bad = serialise(g.get("result", _Unset))
+    claim()
     return bad if bad is not None else {"text": text}
 
 
