@@ -130,3 +130,32 @@ def test_ablation_turns_the_python_layer_off():
 def test_exec_streams_and_exits_with_status():
     p = run_exec("print('hi')\n1/0")
     assert p.stdout == "hi\n" and "ZeroDivisionError: division by zero" in p.stderr and p.returncode != 0
+
+
+DATASCI = str(REPO / "policy" / "datasci.json")
+
+
+def _datasci_ready():
+    from conftest import DATASCI_ROOTFS, MUST_WORK
+    if (DATASCI_ROOTFS / "usr/lib/python3/dist-packages/pandas").exists():
+        return True
+    if MUST_WORK:
+        pytest.fail("build/rootfs/datasci has no pandas: build the datasci rootfs")
+    pytest.skip("build/rootfs/datasci has no pandas")
+
+
+def test_datasci_numpy_pandas_through_proxies():
+    _datasci_ready()
+    code = ("import numpy as np\nimport pandas as pd\n"
+            "df = pd.DataFrame({'x': [1, 2, 3], 'y': [4.0, 5.0, 6.0]})\n"
+            "result = [int(np.arange(10).sum()), float(np.linalg.norm([3, 4])), df['y'].mean(),\n"
+            "          hasattr(np, 'ctypeslib'), hasattr(np, 'os'), hasattr(pd, 'np')]\n")
+    r = run_job({"code": code}, "--policy", DATASCI)
+    assert r.json["status"] == "ok", r
+    assert r.json["result"] == [45, 5.0, 5.0, False, False, False], r
+
+
+def test_datasci_still_refuses_os():
+    _datasci_ready()
+    r = run_job({"code": "import numpy\nimport os"}, "--policy", DATASCI)
+    assert violations(r) == ["import_not_allowed:os"]
