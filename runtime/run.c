@@ -73,6 +73,8 @@ static char *bootstrap_json(const struct pc_run *r)
 	json_object_object_add(o, "checks", json_object_new_boolean(r->policy->python_checks));
 	v = r->job->imports_json ? pc_json_parse(r->job->imports_json, strlen(r->job->imports_json), &why) : NULL;
 	json_object_object_add(o, "imports", v ? v : json_object_new_array());
+	v = r->job->packages_json ? pc_json_parse(r->job->packages_json, strlen(r->job->packages_json), &why) : NULL;
+	json_object_object_add(o, "packages", v ? v : json_object_new_array());
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	return s;
 }

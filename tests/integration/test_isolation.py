@@ -62,8 +62,9 @@ def test_job_runs_as_sandbox_user_and_sees_sandbox_root():
 
 
 def test_only_loopback_exists():
-    out = inside("import socket; print(socket.if_nameindex())")
-    assert eval(out) == [(1, "lo")]
+    # if_nameindex() asks over netlink, which seccomp denies: read procfs.
+    out = inside("print([l.split(':')[0].strip() for l in open('/proc/self/net/dev').readlines()[2:]])")
+    assert eval(out) == ["lo"]
 
 
 def test_rootfs_is_read_only():
