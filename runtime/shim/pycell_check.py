@@ -3,7 +3,9 @@ and names each policy violation (DESIGN.md 5.8). Defence in depth: the kernel
 layers are the boundary; this layer refuses most attacks early and by name.
 
 Reason strings (the contract the tests and callers rely on):
-  import_not_allowed:X        import of a module outside allowed + granted (relative: ".X")
+  import_not_allowed:X        import of a module outside allowed + granted (relative: ".X");
+                              "pkg.*" in allowed_imports admits pkg's submodules, a grant
+                              of pkg admits pkg and pkg.*
   import_not_grantable:X      the job's `imports` asks for X, the policy cannot grant it
   name_not_allowed:X          a denied builtin, or any dunder name, used as a name
   attr_not_allowed:X          a dunder or frame/code attribute, also as a constant string
@@ -98,8 +100,16 @@ def format_reasons(fmt, depth=0):
     return [r for r in out if r]
 
 
+def import_allowed(name, allowed):
+    """`name` or, for a submodule, a parent listed as "parent.*"."""
+    if name in allowed:
+        return True
+    parts = name.split(".")
+    return any(".".join(parts[:i]) + ".*" in allowed for i in range(1, len(parts)))
+
+
 def _import_reason(name, allowed):
-    return None if name in allowed else "import_not_allowed:" + name
+    return None if import_allowed(name, allowed) else "import_not_allowed:" + name
 
 
 class Checker:

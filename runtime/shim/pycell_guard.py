@@ -16,6 +16,8 @@ import builtins
 import os
 import sys
 
+import pycell_check
+
 JOB_FILE = "<job>"
 WRITABLE_ROOTS = ("/workspace", "/tmp")
 # The tripwire also lets library code write the capped /dev/shm the sandbox
@@ -74,7 +76,6 @@ def _safe_make_dataclass(real):
 
 
 def _frame_attrs():
-    import pycell_check
     return pycell_check.FRAME_ATTRS
 
 
@@ -82,7 +83,8 @@ class Guard:
     """Everything the job's code is allowed to reach, built from the policy."""
 
     def __init__(self, python, granted, report_fd):
-        self.allowed = set(python.get("allowed_imports") or ()) | set(granted) | {"__future__"}
+        self.allowed = (set(python.get("allowed_imports") or ()) | set(granted) | {m + ".*" for m in granted}
+                        | {"__future__"})
         self.packages = frozenset(granted)  # third-party packages: their submodules come along
         self.rules = dict(DEFAULT_ATTRIBUTE_RULES)
         self.rules.update(python.get("module_attributes") or {})
@@ -126,6 +128,10 @@ class Guard:
             for k, v in list(vars(mod).items()):
                 if self._attr_ok(name, k, v, rule):
                     d[k] = v
+                elif (isinstance(v, ModuleType) and getattr(v, "__name__", None) == name + "." + k
+                      and not k.startswith("_") and self._attr_rule_ok(k, rule)
+                      and pycell_check.import_allowed(v.__name__, self.allowed)):
+                    d[k] = self.proxy(v)  # an allowed submodule, itself a proxy
             if name == "functools":
                 if "update_wrapper" in d:
                     d["update_wrapper"] = _safe_update_wrapper(mod.update_wrapper)
@@ -138,10 +144,6 @@ class Guard:
                 d["__getattr__"] = self._submodule_getter(mod)
             self.proxies[name] = p
         # Submodules the policy lists by their dotted name (collections.abc).
-        prefix = name + "."
-        for full in self.allowed:
-            if full.startswith(prefix) and "." not in full[len(prefix):] and full in sys.modules:
-                p.__dict__[full[len(prefix):]] = self.proxy(sys.modules[full])
         return p
 
     def _submodule_getter(self, mod):
@@ -166,7 +168,7 @@ class Guard:
             return self.real_import(name, globals, locals, fromlist, level)
         if level != 0:
             raise ImportError("pycell: relative imports are not allowed")
-        if name not in self.allowed:
+        if not pycell_check.import_allowed(name, self.allowed):
             raise ImportError(f"pycell: import of {name!r} is not allowed by the policy")
         self.real_import(name, None, None, (), 0)
         target = name if fromlist else name.partition(".")[0]
@@ -178,7 +180,7 @@ class Guard:
         for item in fromlist or ():
             if item != "*" and item not in p.__dict__:
                 sub = name + "." + item
-                if sub in self.allowed:
+                if pycell_check.import_allowed(sub, self.allowed):
                     self.real_import(sub, None, None, (), 0)
                     p = self.proxy(top)
                     if item in p.__dict__:
@@ -221,8 +223,6 @@ class Guard:
 
 
 def _guarded_attr_func(real):
-    import pycell_check
-
     def f(obj, name, *rest):
         if isinstance(name, str) and pycell_check.attr_reason(name):
             raise PermissionError(f"pycell: attribute {name!r} is not allowed")

@@ -225,7 +225,7 @@ def run_job(boot, report_fd, in_sandbox=False):
         allowed_imports = list(python.get("allowed_imports") or ())
         violations = pycell_check.check_imports(granted, allowed_imports, python.get("grantable_imports") or ())
         granted = [m for m in granted if "import_not_grantable:" + m not in violations]
-        found, imported = pycell_check.check(tree, allowed_imports + granted + ["__future__"],
+        found, imported = pycell_check.check(tree, allowed_imports + granted + [m + ".*" for m in granted] + ["__future__"],
                                              python.get("denied_builtins") or ())
         violations = sorted(set(violations) | set(found))
         if violations:

@@ -238,3 +238,13 @@ def test_distribution_names_are_normalised(tmp_path):
 def test_run_job_result_invalid_circular():
     r = run_host("a = []\na.append(a)\nresult = {'x': a}")
     assert r["error"]["details"] == {"path": "$.x[0]", "reason": "circular reference"}
+
+
+def test_submodules_need_a_star_entry_or_a_grant():
+    assert pycell_check.import_allowed("numpy.linalg", {"numpy", "numpy.*"})
+    assert pycell_check.import_allowed("numpy.linalg.lapack", {"numpy.*"})
+    assert not pycell_check.import_allowed("numpy.linalg", {"numpy"})
+    assert not pycell_check.import_allowed("json.decoder", {"json"})
+    assert check("import json.decoder") == ["import_not_allowed:json.decoder"]
+    r = run_host("from multiprocessing.pool import ThreadPool\nresult = 1", imports=["multiprocessing"])
+    assert r == {"ok": True, "result": 1}

@@ -48,7 +48,7 @@ def policies():
             yield name, json.loads(path.read_text())["python"]
 
 
-CASES = [(pname, mod) for pname, py in policies() for mod in py["allowed_imports"]]
+CASES = [(pname, mod) for pname, py in policies() for mod in py["allowed_imports"] if not mod.endswith(".*")]
 
 
 @pytest.mark.parametrize("pname,modname", CASES, ids=[f"{p}:{m}" for p, m in CASES])
