@@ -20,7 +20,7 @@ WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
 HARDEN  := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS := $(WARN) $(CFLAGS) $(HARDEN) $(PKG_CFLAGS) -Iruntime -MMD -MP
+ALL_CFLAGS := $(WARN) $(CFLAGS) $(HARDEN) $(PKG_CFLAGS) -iquote runtime -MMD -MP
 LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -78,7 +78,7 @@ $(BIN)/pycell-probe: $(PROBE_SRC)
 
 $(ASANDIR)/obj/%.o: runtime/%.c
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -MMD -MP -c $< -o $@
+	$(CC) $(WARN) $(ASAN_FLAGS) $(PKG_CFLAGS) -iquote runtime -MMD -MP -c $< -o $@
 
 $(ASANDIR)/pycell: $(ASANDIR)/obj/main.o $(ASAN_OBJ)
 	$(CC) $(ASAN_FLAGS) $^ -o $@ $(PKG_LIBS)

@@ -20,7 +20,7 @@
 #include <sys/types.h>
 
 #include "error.h"
-#include "limits.h"
+#include "joblimits.h"
 
 #define PC_CGROUP_DEFAULT_PARENT "pycell"
 

@@ -24,8 +24,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
-/* libseccomp's header, not runtime/seccomp.h (-Iruntime shadows it; as in seccomp.c) */
-#include <../include/seccomp.h>
+#include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "limits.h"
+#include "joblimits.h"
 #include "policy.h"
 #include "sandbox.h"
 

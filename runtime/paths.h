@@ -3,7 +3,6 @@
 #ifndef PYCELL_PATHS_H
 #define PYCELL_PATHS_H
 
-#include <linux/limits.h>
 #include <limits.h>
 
 #include "error.h"

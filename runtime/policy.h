@@ -4,7 +4,6 @@
 #ifndef PYCELL_POLICY_H
 #define PYCELL_POLICY_H
 
-#include <linux/limits.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,7 +11,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
-#include "limits.h"
+#include "joblimits.h"
 
 #define PC_SYSTEM_CONFIG "/etc/pycell/config.json"
 

@@ -13,7 +13,7 @@
 #include "cgroup.h"
 #include "error.h"
 #include "lease.h"
-#include "limits.h"
+#include "joblimits.h"
 #include "sandbox.h"
 
 struct pc_run;

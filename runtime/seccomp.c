@@ -16,9 +16,7 @@
 #include <linux/limits.h>
 #include <linux/seccomp.h>
 #include <sched.h>
-/* libseccomp's header shares its name with ours, and -Iruntime puts ours
- * first on the <> path too: step out of runtime/ to reach the system one. */
-#include <../include/seccomp.h>
+#include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>

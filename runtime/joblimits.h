@@ -1,6 +1,6 @@
 /* The per-job limits, their names in JSON, and compiled-in defaults. */
-#ifndef PYCELL_LIMITS_H
-#define PYCELL_LIMITS_H
+#ifndef PYCELL_JOBLIMITS_H
+#define PYCELL_JOBLIMITS_H
 
 enum pc_limit {
 	PC_LIM_WALL_MS,
