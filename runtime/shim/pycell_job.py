@@ -215,7 +215,8 @@ def run_job(boot, report_fd, in_sandbox=False):
 
     tree, syn = pycell_check.parse(code)
     if syn is not None:
-        return error("SYNTAX_ERROR", f"line {syn['line']}: {syn['message']}", syn)
+        where = f"line {syn['line']}: " if syn["line"] else ""
+        return error("SYNTAX_ERROR", where + syn["message"], syn)
     missing = missing_packages(boot.get("packages") or ())
     if missing:
         return error("PACKAGE_UNAVAILABLE", "not installed in the rootfs: " + ", ".join(missing),
@@ -225,8 +226,8 @@ def run_job(boot, report_fd, in_sandbox=False):
         allowed_imports = list(python.get("allowed_imports") or ())
         violations = pycell_check.check_imports(granted, allowed_imports, python.get("grantable_imports") or ())
         granted = [m for m in granted if "import_not_grantable:" + m not in violations]
-        found, imported = pycell_check.check(tree, allowed_imports + granted + [m + ".*" for m in granted] + ["__future__"],
-                                             python.get("denied_builtins") or ())
+        admitted = allowed_imports + granted + [m + ".*" for m in granted] + ["__future__"]
+        found, imported = pycell_check.check(tree, admitted, python.get("denied_builtins") or ())
         violations = sorted(set(violations) | set(found))
         if violations:
             return error("SECURITY_ERROR", "the code breaks the policy: " + ", ".join(violations),
