@@ -135,6 +135,31 @@ test-cgroup2: all rootfs-test
 test-asan: asan rootfs-test
 	PYCELL_BIN=$(CURDIR)/$(ASANDIR)/pycell $(PYTHON) -m pytest -q tests/integration
 
+# libFuzzer targets (tests/fuzz/README.md): the runtime's library objects
+# rebuilt with clang and -fsanitize=fuzzer-no-link,address,undefined.
+# `make fuzz` runs each target for FUZZ_SECONDS over a scratch copy of its seed
+# corpus (tests/fuzz/corpus/<target>/, never modified); crashes land in
+# build/fuzz/crashes/. `make fuzz-smoke` is the CI lane: FUZZ_SECONDS=20.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZDIR      := $(BUILD)/fuzz
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_OBJ     := $(RT_SRC:runtime/%.c=$(FUZZDIR)/obj/%.o)
+$(FUZZDIR)/obj/%.o: runtime/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -iquote runtime -MMD -MP -c $< -o $@
+$(FUZZDIR)/obj/exec_filter.o: PKG_CFLAGS += $(EMBED_DEFS)
+$(FUZZDIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) -std=gnu11 $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -iquote runtime $^ -o $@ $(PKG_LIBS)
+.PHONY: fuzz fuzz-build fuzz-smoke
+.SECONDARY: $(FUZZ_OBJ)
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZDIR)/fuzz_%)
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(FUZZ_TARGETS)
+fuzz-smoke: fuzz-build
+	@FUZZ_SECONDS=20 tests/fuzz/run $(FUZZ_TARGETS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/pycell \
 	        $(DESTDIR)$(PREFIX)/share/pycell/policy/seccomp $(DESTDIR)$(PREFIX)/share/pycell/shim
@@ -159,6 +184,6 @@ analyze:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Iruntime runtime
 
 clean:
-	rm -rf $(OBJ) $(BIN) $(ASANDIR) $(BUILD)/.shim-pyc runtime/shim/__pycache__
+	rm -rf $(OBJ) $(BIN) $(ASANDIR) $(BUILD)/.shim-pyc runtime/shim/__pycache__ $(FUZZDIR)
 
--include $(RT_OBJ:.o=.d) $(OBJ)/main.d $(ASAN_OBJ:.o=.d)
+-include $(RT_OBJ:.o=.d) $(OBJ)/main.d $(ASAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
