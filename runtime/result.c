@@ -113,6 +113,7 @@ static json_object *layers_json(const struct pc_run *r)
 		s = json_object_new_object();
 		json_object_object_add(s, "list", json_object_new_string(r->policy->seccomp));
 		json_object_object_add(s, "bpf_instructions", json_object_new_int((int)r->seccomp_insns));
+		json_object_object_add(s, "cached", json_object_new_boolean(r->seccomp_cached));
 	}
 	json_object_object_add(l, "seccomp", s);
 	json_object_object_add(ll, "applied", json_object_new_boolean(r->landlock.enabled));

@@ -159,6 +159,7 @@ int pc_run_job(struct pc_run *r)
 	}
 	cfg.seccomp = sc.enabled ? &sc : NULL;
 	r->seccomp_insns = sc.enabled ? sc.prog.len : 0;
+	r->seccomp_cached = sc.cached;
 	pc_landlock_prepare(&r->landlock);
 	cfg.landlock = &r->landlock;
 	if ((ret = pc_sandbox_start(&cfg, &sb, &r->setup_error)) < 0)

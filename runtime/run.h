@@ -39,6 +39,7 @@ struct pc_run {
 	bool setup_failed;
 	struct pc_error setup_error;
 	unsigned seccomp_insns;      /* BPF size of the loaded filter, 0: none */
+	bool seccomp_cached;         /* the filter came from the BPF cache */
 	struct pc_landlock landlock; /* enabled, or why it was skipped */
 	long long setup_ns, wall_ns;
 	struct pc_trace trace[PC_MAX_TRACE];

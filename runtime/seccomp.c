@@ -26,7 +26,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bpf_cache.h"
 #include "jsonutil.h"
+#include "sha256.h"
 #include "sync.h"
 #include "util.h"
 
@@ -283,11 +285,10 @@ static int add_rule(scmp_filter_ctx ctx, json_object *rule, size_t idx, const ch
 	return 0;
 }
 
-static int load_list(const char *path, json_object **out, struct pc_error *err)
+static int read_list(const char *path, char **out, size_t *len, struct pc_error *err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	_cleanup_free_ char *buf = NULL;
-	const char *why = "";
 	struct stat st;
 	ssize_t n;
 
@@ -302,20 +303,30 @@ static int load_list(const char *path, json_object **out, struct pc_error *err)
 	n = read(fd, buf, (size_t)st.st_size);
 	if (n != st.st_size)
 		return pc_error_set(err, n < 0 ? errno : EIO, "read seccomp list '%s'", path);
-	*out = pc_json_parse(buf, (size_t)n, &why);
+	*len = (size_t)n;
+	*out = steal_pointer(&buf);
+	return 0;
+}
+
+static int parse_list(const char *path, const char *buf, size_t len, json_object **out, struct pc_error *err)
+{
+	const char *why = "";
+
+	*out = pc_json_parse(buf, len, &why);
 	if (!*out || !json_object_is_type(*out, json_type_object))
 		return pc_error_set(err, EINVAL, "seccomp list '%s': %s", path, *out ? "expected an object" : why);
 	return 0;
 }
 
-static int build_ctx(const char *path, scmp_filter_ctx *out, struct pc_error *err)
+static int build_ctx_from(const char *path, const char *buf, size_t len, scmp_filter_ctx *out,
+			  struct pc_error *err)
 {
 	_cleanup_json_ json_object *root = NULL;
 	_cleanup_seccomp_ scmp_filter_ctx ctx = NULL;
 	json_object *rules;
 	int r;
 
-	if ((r = load_list(path, &root, err)) < 0)
+	if ((r = parse_list(path, buf, len, &root, err)) < 0)
 		return r;
 	json_object_object_foreach(root, key, unused)
 	{
@@ -344,6 +355,40 @@ static int build_ctx(const char *path, scmp_filter_ctx *out, struct pc_error *er
 	}
 	*out = steal_pointer(&ctx);
 	return 0;
+}
+
+static int build_ctx(const char *path, scmp_filter_ctx *out, struct pc_error *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((r = read_list(path, &buf, &len, err)) < 0)
+		return r;
+	return build_ctx_from(path, buf, len, out, err);
+}
+
+/* Everything a compiled program depends on: the list's bytes, the fixed
+ * rules (the never table and the CLONE_NEW* bits; bump the tag when the
+ * code of fixed_rules() changes), libseccomp's version and API level. */
+static void cache_key(const char *buf, size_t len, char key[PC_SHA256_HEX])
+{
+	const struct scmp_version *v = seccomp_version();
+	unsigned char d[PC_SHA256_LEN];
+	struct pc_sha256 h;
+	char meta[64];
+
+	pc_sha256_init(&h);
+	pc_sha256_update(&h, "pycell-seccomp-v1", 18);
+	for (size_t i = 0; i < ARRAY_SIZE(never); i++)
+		pc_sha256_update(&h, never[i].name, strlen(never[i].name) + 1);
+	pc_sha256_update(&h, clone_new, sizeof(clone_new));
+	snprintf(meta, sizeof(meta), "%u.%u.%u/%u", v->major, v->minor, v->micro, seccomp_api_get());
+	pc_sha256_update(&h, meta, strlen(meta) + 1);
+	pc_sha256_update(&h, buf, len);
+	pc_sha256_final(&h, d);
+	for (int i = 0; i < PC_SHA256_LEN; i++)
+		snprintf(key + 2 * i, 3, "%02x", d[i]);
 }
 
 static int export_bpf(scmp_filter_ctx ctx, struct sock_fprog *prog, struct pc_error *err)
@@ -378,13 +423,25 @@ static int export_bpf(scmp_filter_ctx ctx, struct sock_fprog *prog, struct pc_er
 int pc_seccomp_prepare(struct pc_seccomp *s, const char *list_path, struct pc_error *err)
 {
 	_cleanup_seccomp_ scmp_filter_ctx ctx = NULL;
+	_cleanup_free_ char *buf = NULL;
+	char key[PC_SHA256_HEX];
+	size_t len = 0;
 	int r;
 
 	memset(s, 0, sizeof(*s));
-	if ((r = build_ctx(list_path, &ctx, err)) < 0)
+	if ((r = read_list(list_path, &buf, &len, err)) < 0)
+		return r;
+	cache_key(buf, len, key);
+	if (pc_bpf_cache_load(key, &s->prog) == 1) {
+		s->enabled = true;
+		s->cached = true;
+		return 0;
+	}
+	if ((r = build_ctx_from(list_path, buf, len, &ctx, err)) < 0)
 		return r;
 	if ((r = export_bpf(ctx, &s->prog, err)) < 0)
 		return r;
+	pc_bpf_cache_store(key, &s->prog);
 	s->enabled = true;
 	return 0;
 }
