@@ -287,6 +287,22 @@ int pc_cgroup_cpu_ns(struct pc_cgroup *cg, long long *ns)
 	return b->version == 2 ? cg_v2_cpu_ns(b, ns) : cg_v1_cpu_ns(b, ns);
 }
 
+ssize_t pc_cgroup_read_file(struct pc_cgroup *cg, const char *controller, const char *name, char *buf, size_t len)
+{
+	struct cg_backend *b = cg->backend;
+	int i = 0;
+
+	if (!b)
+		return -ENOENT;
+	if (b->version == 1) {
+		for (i = 0; i < CG_V1_NCTL && strcmp(cg_v1_controllers[i], controller) != 0; i++)
+			;
+		if (i == CG_V1_NCTL)
+			return -EINVAL;
+	}
+	return b->dir[i] < 0 ? -ENOENT : cg_read(b->dir[i], name, buf, len);
+}
+
 int pc_cgroup_stats(struct pc_cgroup *cg, struct pc_cgroup_stats *st, struct pc_error *err)
 {
 	struct cg_backend *b = cg->backend;

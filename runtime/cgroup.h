@@ -52,6 +52,10 @@ void pc_cgroup_kill(struct pc_cgroup *cg);
 /* The group's cpu time so far (cheap: for the supervisor's cpu_ms poll). */
 int pc_cgroup_cpu_ns(struct pc_cgroup *cg, long long *ns);
 int pc_cgroup_stats(struct pc_cgroup *cg, struct pc_cgroup_stats *st, struct pc_error *err);
+/* Reads one of the job group's files (controller "memory", "pids", "cpu";
+ * v2 ignores it): `pycell audit` shows the limits in force from outside.
+ * Returns the length read or -errno. */
+ssize_t pc_cgroup_read_file(struct pc_cgroup *cg, const char *controller, const char *name, char *buf, size_t len);
 /* Removes the group (after the sandbox is reaped). Idempotent. */
 void pc_cgroup_destroy(struct pc_cgroup *cg);
 /* `pycell gc`: removes job groups under the parent whose pycell process is

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cli.h"
 #include "resources.h"
 #include "result.h"
@@ -18,6 +19,9 @@ static void usage(FILE *f)
 	      "  policy show [--policy FILE] [--job JOB.json]       print the merged policy (and a job's limits)\n"
 	      "  policy check FILE                                  validate a policy file\n"
 	      "  policy seccomp [--policy FILE]                     print the effective seccomp filter (PFC)\n"
+	      "  audit [--policy FILE] [--rootfs DIR] [--format text|json|markdown] [--baseline FILE]\n"
+	      "                                                     prove each isolation layer from inside a job\n"
+	      "  check                                              is this host ready to run jobs?\n"
 	      "  gc                                                 remove cgroups and uid leases a killed pycell left\n"
 	      "  help                                               this text\n"
 	      "\n"
@@ -37,6 +41,10 @@ int main(int argc, char **argv)
 		return pc_debug_fds("exit", pc_debug_fds("start", 0) + pc_cmd_run(argc - 1, argv + 1));
 	if (strcmp(argv[1], "exec") == 0)
 		return pc_debug_fds("exit", pc_debug_fds("start", 0) + pc_cmd_exec(argc - 1, argv + 1));
+	if (strcmp(argv[1], "audit") == 0)
+		return pc_cmd_audit(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return pc_cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "gc") == 0)
 		return pc_cmd_gc(argc - 1, argv + 1);
 	if (strcmp(argv[1], "policy") == 0)

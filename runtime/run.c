@@ -167,6 +167,8 @@ int pc_run_job(struct pc_run *r)
 	pc_image_close(&img); /* the job's mount namespace holds the image now */
 	r->setup_ns = now_ns() - t0;
 	pc_run_trace(r, "setup", true, t0);
+	if (r->on_started)
+		r->on_started(r, r->on_started_arg);
 
 	t0 = now_ns();
 	deadline = t0 + r->limits[PC_LIM_WALL_MS] * 1000000LL;

@@ -29,6 +29,10 @@ struct pc_run {
 	bool passthrough;   /* exec mode: stream output through */
 	bool ablation;      /* tests only: mount the probe, no Python layer */
 	char *const *ablation_argv; /* what pid 1 runs in ablation mode */
+	/* `pycell audit`: called once the sandbox runs, before the pump, so
+	 * the auditor reads the job's cgroup from outside while it is live. */
+	void (*on_started)(struct pc_run *r, void *arg);
+	void *on_started_arg;
 	/* outputs */
 	long long limits[PC_LIM_COUNT];
 	struct pc_stream out, err, res;
