@@ -76,6 +76,8 @@ $(BIN)/pycell-init: $(INIT_SRC) $(wildcard runtime/init/*.h) runtime/sync.h
 	$(CC) $(WARN) $(CFLAGS) $(HARDEN) $(INIT_PY_CFLAGS) -iquote runtime $(INIT_SRC) -o $@ $(INIT_PY_LDFLAGS)
 EMBED_DEFS := -DPC_PYTHON_VERSION='"$(PY_EMBED_VERSION)"' -DPC_MULTIARCH='"$(shell $(CC) -print-multiarch)"'
 $(OBJ)/exec_filter.o: ALL_CFLAGS += $(EMBED_DEFS)
+# The audit evidence job is .incbin'd into this object.
+$(OBJ)/audit_evidence.o $(ASANDIR)/obj/audit_evidence.o: runtime/audit/evidence.py
 $(ASANDIR)/obj/exec_filter.o: PKG_CFLAGS += $(EMBED_DEFS)
 
 # The probe is static so it runs in any rootfs (tests' ablation mode).
