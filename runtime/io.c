@@ -136,8 +136,12 @@ int pc_pump(struct pc_sandbox *sb, struct pc_stream *out, struct pc_stream *err,
 		int i, n;
 		long long wake = w && w->check && !killed && next_check < deadline_ns ? next_check : deadline_ns;
 
+		/* Once the job is being killed, stop emptying its pipes: a writer
+		 * that the pump keeps draining runs on until the kernel tears the
+		 * pid namespace down (over 1 MiB past a stdout cap was seen). A
+		 * full pipe blocks it instead; the drain below takes the rest. */
 		for (i = 0; i < 3; i++)
-			pfd[i] = (struct pollfd){ .fd = streams[i]->fd, .events = POLLIN };
+			pfd[i] = (struct pollfd){ .fd = killed ? -1 : streams[i]->fd, .events = POLLIN };
 		pfd[3] = (struct pollfd){ .fd = sb->pidfd, .events = POLLIN };
 		pfd[4] = (struct pollfd){ .fd = sb->notify_fd, .events = POLLIN };
 		pfd[5] = (struct pollfd){ .fd = w && !killed ? w->signal_fd : -1, .events = POLLIN };

@@ -16,7 +16,7 @@ struct pc_stream {
 	char *buf;       /* kept bytes (malloc'd, owned) */
 	size_t len;
 	size_t cap; /* allocated size of buf */
-	size_t total; /* bytes read, kept or not (<= limit + one read) */
+	size_t total; /* bytes read, kept or not (<= limit + one read + one pipe buffer) */
 	bool truncated;
 };
 
