@@ -173,6 +173,16 @@ static json_object *shim_report(const struct pc_run *r)
 	return o;
 }
 
+/* The report comes from the sandbox: json-c keeps raw bytes and decodes
+ * lone-surrogate escapes into invalid UTF-8, which would reach the result
+ * document verbatim. Checked on the serialized form, which has both. */
+static bool report_utf8_ok(json_object *report)
+{
+	const char *s = json_object_to_json_string_ext(report, JSON_C_TO_STRING_PLAIN);
+
+	return s && pc_utf8_valid(s, strlen(s));
+}
+
 static const char *shim_code(const char *c)
 {
 	static const char *const allowed[] = { "SECURITY_ERROR", "RUNTIME_ERROR", "RESULT_INVALID", "SYNTAX_ERROR",
@@ -280,6 +290,11 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 		consider(&v, "INTERNAL_ERROR", pc_error_text(&r->setup_error, buf, sizeof(buf)), d);
 	} else {
 		report = shim_report(r);
+		if (report && !report_utf8_ok(report)) {
+			json_object_put(report);
+			report = NULL;
+			consider(&v, "RESULT_INVALID", "the result is not valid UTF-8 text", NULL);
+		}
 		classify(r, report, &v);
 		if (!v.code && report && json_object_object_get_ex(report, "result", &val))
 			val = json_object_get(val);

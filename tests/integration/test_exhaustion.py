@@ -203,3 +203,19 @@ def test_output_cap_overshoot_is_bounded(iso):
         cap = res.json["limits"]["stdout_bytes"]
         assert res.code == "OUTPUT_LIMIT"
         assert res.json["metrics"]["stdout_bytes"] <= cap + 2 * 64 * 1024, res.json["metrics"]
+
+
+@pytest.mark.parametrize("report", [b'{"ok":true,"result":{"\xdc\xdc":1}}', b'{"ok":true,"result":"\\ud800"}',
+                                    b'{"ok":true,"result":"\xff"}'], ids=["raw_key", "lone_surrogate", "raw_value"])
+def test_report_with_invalid_utf8_is_result_invalid(iso, report):
+    """Regression (result.c, found by tests/fuzz/fuzz_result): a report on fd 4
+    holding invalid UTF-8 (raw, or a lone-surrogate escape that json-c decodes
+    into invalid bytes) reached the result document verbatim, so stdout was
+    not UTF-8. Under ablation the job can write fd 4 itself."""
+    res = run(iso, "bad_report", f"import os\nos.write(4, {report!r})\nos._exit(0)")
+    if b"\\ud800" in report:
+        # json-c decodes a lone surrogate to U+FFFD: valid text, the job is ok
+        assert res.code is None and res.json["result"] == "\ufffd", res
+        return
+    assert res.code == "RESULT_INVALID", res
+    assert res.json["result"] is None
