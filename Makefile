@@ -125,6 +125,8 @@ test-unit: $(UNIT_BIN)
 # PYCELL_BIN selects the binary under test (make test-asan sets the ASan one).
 test-integration: all rootfs-test
 	$(PYTHON) -m pytest -q tests
+	@# the tree checks again on the datasci tree (its double build is profile-independent)
+	PYCELL_ROOTFS=$(CURDIR)/$(BUILD)/rootfs/datasci $(PYTHON) -m pytest -q tests/rootfs/test_rootfs.py
 
 test: test-unit test-integration
 
