@@ -359,8 +359,12 @@ const char *pc_job_execution_mode(const struct pc_job *job)
 
 void pc_job_effective_limits(const struct pc_job *job, const struct pc_policy *pol, long long out[PC_LIM_COUNT])
 {
+	bool tool = job->mode && strcmp(job->mode, "tool") == 0;
+
 	for (int i = 0; i < PC_LIM_COUNT; i++) {
-		long long v = job->has_limit[i] ? job->limits[i] : pol->limits[i].def;
+		long long v = job->has_limit[i]		       ? job->limits[i]
+			      : tool && pol->has_tool_def[i] ? pol->tool_def[i]
+							     : pol->limits[i].def;
 		out[i] = v > pol->limits[i].max ? pol->limits[i].max : v;
 	}
 }

@@ -21,7 +21,7 @@
 
 static const char *const policy_keys[] = { "name",   "extends", "rootfs", "network", "limits", "python",
 					   "seccomp", "max_code_bytes", "max_job_bytes", "max_result_bytes",
-					   "description", "audit", "require_cgroups" };
+					   "description", "audit", "require_cgroups", "tool_defaults" };
 
 static int read_file(const char *path, size_t max, char **out, size_t *len, struct pc_error *err)
 {
@@ -99,6 +99,26 @@ static int apply_limits(struct pc_policy *p, json_object *limits, const char *fi
 			} else
 				p->limits[i].max = x;
 		}
+	}
+	return 0;
+}
+
+/* "tool_defaults": {"wall_ms": 2000, ...}: plain numbers, defaults only. */
+static int apply_tool_defaults(struct pc_policy *p, json_object *o, const char *file, struct pc_error *err)
+{
+	if (!json_object_is_type(o, json_type_object))
+		return pc_error_set(err, EINVAL, "%s: tool_defaults: expected object", file);
+	json_object_object_foreach(o, key, val)
+	{
+		int i = pc_limit_index(key);
+		const char *why;
+
+		if (i < 0)
+			return pc_error_set(err, EINVAL, "%s: tool_defaults: unknown limit '%s'", file, key);
+		if (pc_json_int(val, pc_limit_table[i].min, pc_limit_table[i].ceiling, &p->tool_def[i], &why) < 0)
+			return pc_error_set(err, EINVAL, "%s: tool_defaults.%s: %s (%lld..%lld)", file, key, why,
+					    pc_limit_table[i].min, pc_limit_table[i].ceiling);
+		p->has_tool_def[i] = true;
 	}
 	return 0;
 }
@@ -278,6 +298,8 @@ static int apply_object(struct pc_policy *p, json_object *root, const char *path
 	}
 	if (json_object_object_get_ex(root, "limits", &v) && (r = apply_limits(p, v, path, false, err)) < 0)
 		return r;
+	if (json_object_object_get_ex(root, "tool_defaults", &v) && (r = apply_tool_defaults(p, v, path, err)) < 0)
+		return r;
 	if (json_object_object_get_ex(root, "max_code_bytes", &v) &&
 	    (r = apply_size(&p->max_code_bytes, v, path, "max_code_bytes", err)) < 0)
 		return r;
@@ -410,6 +432,12 @@ json_object *pc_policy_to_json(const struct pc_policy *p)
 		json_object_object_add(lim, pc_limit_table[i].name, r);
 	}
 	json_object_object_add(o, "limits", lim);
+	lim = json_object_new_object();
+	for (int i = 0; i < PC_LIM_COUNT; i++) {
+		if (p->has_tool_def[i])
+			json_object_object_add(lim, pc_limit_table[i].name, json_object_new_int64(p->tool_def[i]));
+	}
+	json_object_object_add(o, "tool_defaults", lim);
 	py = p->python_json ? pc_json_parse(p->python_json, strlen(p->python_json), &why) : NULL;
 	if (!py)
 		py = json_object_new_object();

@@ -32,6 +32,10 @@ struct pc_policy {
 	bool def_from_policy[PC_LIM_COUNT]; /* default set by a policy file, not below */
 	char audit_log[PATH_MAX]; /* "audit": {"path"}; PYCELL_AUDIT_LOG overrides */
 	bool audit_include_code;  /* "audit": {"include_code"} */
+	/* "tool_defaults": limit defaults for jobs with "mode": "tool" (the
+	 * python_exec tool role), above the policy defaults, under the job's. */
+	long long tool_def[PC_LIM_COUNT];
+	bool has_tool_def[PC_LIM_COUNT];
 };
 
 /* Built-in defaults, then the policy file (following "extends"), then the
