@@ -1,9 +1,12 @@
 #define _GNU_SOURCE
 #include "result.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "jsonutil.h"
@@ -389,6 +392,26 @@ json_object *pc_result_refused(const struct pc_refusal *rf)
 	return o;
 }
 
+/* A write into a pipe only waits, and so can only be cut short by a
+ * SIGKILL, when the pipe lacks room (pipe(7)): a document larger than the
+ * default 64 KiB pipe was seen half-written when pycell was killed while
+ * printing it. Growing an empty pipe to hold the whole document makes the
+ * one write complete or not start. Best effort: without CAP_SYS_RESOURCE
+ * the pipe stops at /proc/sys/fs/pipe-max-size (1 MiB by default), and a
+ * larger document can still be cut by a SIGKILL (it then never parses, and
+ * the exit status says SIGKILL). */
+static void fit_pipe(int fd, size_t len)
+{
+	struct stat st;
+	int cur;
+
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || len > INT_MAX)
+		return;
+	cur = fcntl(fd, F_GETPIPE_SZ);
+	if (cur >= 0 && (size_t)cur < len)
+		(void)fcntl(fd, F_SETPIPE_SZ, (int)len);
+}
+
 int pc_result_print(json_object *res, int fd)
 {
 	const char *s = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -399,6 +422,7 @@ int pc_result_print(json_object *res, int fd)
 		return -ENOMEM;
 	memcpy(buf, s, len);
 	buf[len] = '\n';
+	fit_pipe(fd, len + 1);
 	/* One write of the whole document: a reader sees all of it or none. */
 	return write_all(fd, buf, len + 1);
 }

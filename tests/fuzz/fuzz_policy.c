@@ -31,15 +31,28 @@ static void write_file(const char *path, const void *buf, size_t len)
 		abort();
 }
 
+static void cleanup(void)
+{
+	static const char *const names[] = { "base.json", "policy.json", "config.json" };
+	char path[128];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 static void init(void)
 {
 	char base[128];
 
 	if (dir[0])
 		return;
-	snprintf(dir, sizeof(dir), "/tmp/pycell-fuzz-policy.XXXXXX");
+	snprintf(dir, sizeof(dir), "/tmp/fuzz-policy.XXXXXX");
 	if (!mkdtemp(dir))
 		abort();
+	atexit(cleanup);
 	snprintf(base, sizeof(base), "%s/base.json", dir);
 	write_file(base, base_json, sizeof(base_json) - 1);
 	snprintf(pol_path, sizeof(pol_path), "%s/policy.json", dir);
