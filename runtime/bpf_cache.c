@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <seccomp.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -25,6 +27,22 @@ const char *pc_bpf_cache_dir(void)
 	if (d && d[0] == '/')
 		return d;
 	return geteuid() == 0 ? DEFAULT_DIR : NULL;
+}
+
+void pc_bpf_cache_key(struct pc_sha256 *h, char key[PC_SHA256_HEX])
+{
+	const struct scmp_version *v = seccomp_version();
+	unsigned char d[PC_SHA256_LEN];
+	struct utsname u;
+	char meta[sizeof(u.release) + 64];
+
+	if (uname(&u) < 0)
+		snprintf(u.release, sizeof(u.release), "?");
+	snprintf(meta, sizeof(meta), "libseccomp %u.%u.%u kernel %s", v->major, v->minor, v->micro, u.release);
+	pc_sha256_update(h, meta, strlen(meta) + 1);
+	pc_sha256_final(h, d);
+	for (int i = 0; i < PC_SHA256_LEN; i++)
+		snprintf(key + 2 * i, 3, "%02x", d[i]);
 }
 
 static bool trusted(const struct stat *st)

@@ -8,6 +8,9 @@
 
 #include "sha256.h"
 
+/* Finishes a key: adds what every compiled program depends on besides its
+ * own inputs (libseccomp's version, the kernel release it was built for). */
+void pc_bpf_cache_key(struct pc_sha256 *h, char key[PC_SHA256_HEX]);
 /* The directory: PYCELL_CACHE_DIR, else /var/cache/pycell/bpf as root;
  * NULL (no cache) for other users unless PYCELL_CACHE_DIR is set. */
 const char *pc_bpf_cache_dir(void);

@@ -26,11 +26,13 @@
 #include <linux/openat2.h>
 #include <seccomp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bpf_cache.h"
 #include "util.h"
 
 #ifndef PC_PYTHON_VERSION
@@ -57,10 +59,11 @@ static const struct {
 	{ "memfd_create", "an anonymous file is how fileless exec (and noexec-bypass mmap) starts" },
 };
 
-int pc_exec_filter_prepare(struct pc_error *err)
+static int compile(struct sock_fprog *prog, struct pc_error *err)
 {
 	__attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	_cleanup_close_ int fd = -1;
+	off_t size;
 	int rc;
 
 	if (!ctx)
@@ -73,12 +76,54 @@ int pc_exec_filter_prepare(struct pc_error *err)
 		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0)) < 0)
 			return pc_error_set(err, -rc, "exec filter: rule for '%s'", denied[i].name);
 	}
-	fd = memfd_create("pycell-exec-filter", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	fd = memfd_create("pycell-exec-filter-build", MFD_CLOEXEC);
 	if (fd < 0)
 		return pc_error_set(err, errno, "exec filter: memfd_create");
 	/* libseccomp 2.5.4 has no seccomp_export_bpf_mem(). */
 	if ((rc = seccomp_export_bpf(ctx, fd)) < 0)
 		return pc_error_set(err, -rc, "exec filter: export BPF");
+	size = lseek(fd, 0, SEEK_END);
+	if (size <= 0 || size % (off_t)sizeof(struct sock_filter) || size > BPF_MAXINSNS * (off_t)sizeof(struct sock_filter))
+		return pc_error_set(err, E2BIG, "exec filter: bad program size %lld", (long long)size);
+	prog->filter = malloc((size_t)size);
+	if (!prog->filter || pread(fd, prog->filter, (size_t)size, 0) != size) {
+		free(prog->filter);
+		prog->filter = NULL;
+		return pc_error_set(err, EIO, "exec filter: read back BPF");
+	}
+	prog->len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+	return 0;
+}
+
+int pc_exec_filter_prepare(struct pc_error *err)
+{
+	struct sock_fprog prog = { 0 };
+	_cleanup_close_ int fd = -1;
+	char key[PC_SHA256_HEX];
+	struct pc_sha256 h;
+	int rc;
+
+	/* The program never changes for a given libseccomp and kernel, so it
+	 * comes from the BPF cache after the first job. */
+	pc_sha256_init(&h);
+	pc_sha256_update(&h, "pycell-exec-filter-v1", 22);
+	for (size_t i = 0; i < ARRAY_SIZE(denied); i++)
+		pc_sha256_update(&h, denied[i].name, strlen(denied[i].name) + 1);
+	pc_bpf_cache_key(&h, key);
+	if (pc_bpf_cache_load(key, &prog) != 1) {
+		if ((rc = compile(&prog, err)) < 0)
+			return rc;
+		pc_bpf_cache_store(key, &prog);
+	}
+	fd = memfd_create("pycell-exec-filter", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		free(prog.filter);
+		return pc_error_set(err, errno, "exec filter: memfd_create");
+	}
+	rc = write_all(fd, prog.filter, (size_t)prog.len * sizeof(struct sock_filter));
+	free(prog.filter);
+	if (rc < 0)
+		return pc_error_set(err, -rc, "exec filter: write BPF");
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
 		return pc_error_set(err, errno, "exec filter: seal memfd");
 	if (lseek(fd, 0, SEEK_SET) < 0)

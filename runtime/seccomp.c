@@ -370,25 +370,19 @@ static int build_ctx(const char *path, scmp_filter_ctx *out, struct pc_error *er
 
 /* Everything a compiled program depends on: the list's bytes, the fixed
  * rules (the never table and the CLONE_NEW* bits; bump the tag when the
- * code of fixed_rules() changes), libseccomp's version and API level. */
+ * code of fixed_rules() changes), libseccomp's version and the kernel it
+ * probed (pc_bpf_cache_key adds those two: no libseccomp probe on a hit). */
 static void cache_key(const char *buf, size_t len, char key[PC_SHA256_HEX])
 {
-	const struct scmp_version *v = seccomp_version();
-	unsigned char d[PC_SHA256_LEN];
 	struct pc_sha256 h;
-	char meta[64];
 
 	pc_sha256_init(&h);
 	pc_sha256_update(&h, "pycell-seccomp-v1", 18);
 	for (size_t i = 0; i < ARRAY_SIZE(never); i++)
 		pc_sha256_update(&h, never[i].name, strlen(never[i].name) + 1);
 	pc_sha256_update(&h, clone_new, sizeof(clone_new));
-	snprintf(meta, sizeof(meta), "%u.%u.%u/%u", v->major, v->minor, v->micro, seccomp_api_get());
-	pc_sha256_update(&h, meta, strlen(meta) + 1);
 	pc_sha256_update(&h, buf, len);
-	pc_sha256_final(&h, d);
-	for (int i = 0; i < PC_SHA256_LEN; i++)
-		snprintf(key + 2 * i, 3, "%02x", d[i]);
+	pc_bpf_cache_key(&h, key);
 }
 
 static int export_bpf(scmp_filter_ctx ctx, struct sock_fprog *prog, struct pc_error *err)

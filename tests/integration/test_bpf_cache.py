@@ -8,6 +8,12 @@ import subprocess
 from conftest import PYCELL, REPO
 
 
+def policy_entry(cache, insns):
+    """The cached policy program (the exec filter has an entry of its own)."""
+    (entry,) = [e for e in cache.iterdir() if e.stat().st_size == insns * 8]
+    return entry
+
+
 def run(env, code="pass"):
     proc = subprocess.run([PYCELL, "run", "-"], input=json.dumps({"code": code}), capture_output=True,
                           text=True, timeout=60, env=env)
@@ -27,7 +33,9 @@ def test_second_run_uses_the_cache_and_filters_the_same(tmp_path):
     assert second["layers"]["seccomp"]["cached"] is True
     assert first["layers"]["seccomp"]["bpf_instructions"] == second["layers"]["seccomp"]["bpf_instructions"]
     entries = os.listdir(tmp_path / "bpf")
-    assert len(entries) == 1 and len(entries[0]) == 64
+    # the policy's program and the exec filter, each named by its key
+    assert len(entries) == 2 and all(len(e) == 64 for e in entries)
+    assert policy_entry(tmp_path / "bpf", first["layers"]["seccomp"]["bpf_instructions"])
     names = ("getpid", "socket_netlink", "clone3", "unshare_user")
     fresh, fresh_err = probe(dict(os.environ, PYCELL_CACHE_DIR=str(tmp_path / "other")), *names)
     cached, cached_err = probe(env, *names)
@@ -39,8 +47,7 @@ def test_second_run_uses_the_cache_and_filters_the_same(tmp_path):
 def test_untrusted_or_damaged_entries_are_ignored(tmp_path):
     cache = tmp_path / "bpf"
     env = dict(os.environ, PYCELL_CACHE_DIR=str(cache))
-    run(env)
-    (entry,) = cache.iterdir()
+    entry = policy_entry(cache, run(env)["layers"]["seccomp"]["bpf_instructions"])
     # A truncated program (not a whole number of instructions) is not loaded.
     entry.write_bytes(entry.read_bytes()[:13])
     res = run(env)
@@ -63,4 +70,4 @@ def test_a_changed_list_gets_a_new_entry(tmp_path):
     proc = subprocess.run([PYCELL, "run", "--policy", str(policy), "-"], input='{"code": "pass"}',
                           capture_output=True, text=True, timeout=60, env=env)
     assert json.loads(proc.stdout)["layers"]["seccomp"]["cached"] is False
-    assert len(os.listdir(cache)) == 2
+    assert len(os.listdir(cache)) == 3  # two policy programs, one exec filter
