@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "resources.h"
 #include "result.h"
+#include "serve.h"
 
 static void usage(FILE *f)
 {
@@ -21,6 +22,7 @@ static void usage(FILE *f)
 	      "  policy seccomp [--policy FILE]                     print the effective seccomp filter (PFC)\n"
 	      "  audit [--policy FILE] [--rootfs DIR] [--format text|json|markdown] [--baseline FILE]\n"
 	      "                                                     prove each isolation layer from inside a job\n"
+	      "  serve --socket PATH [--policy FILE] [--pool N]     warm mode: HTTP/1.1 API on a Unix socket\n"
 	      "  check                                              is this host ready to run jobs?\n"
 	      "  gc                                                 remove cgroups and uid leases a killed pycell left\n"
 	      "  help                                               this text\n"
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
 		return pc_cmd_audit(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return pc_cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "serve") == 0)
+		return pc_cmd_serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "gc") == 0)
 		return pc_cmd_gc(argc - 1, argv + 1);
 	if (strcmp(argv[1], "policy") == 0)

@@ -335,6 +335,8 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 	json_object_object_add(metrics, "stdout_bytes", json_object_new_int64((int64_t)r->out.total));
 	json_object_object_add(metrics, "stderr_bytes", json_object_new_int64((int64_t)r->err.total));
 	pc_resources_metrics(r, metrics); /* cpu_ms, peak_memory_bytes, cgroup_version */
+	if (r->zygote) /* warm mode: forked from a pre-initialised zygote */
+		json_object_object_add(metrics, "warm", json_object_new_boolean(1));
 	json_object_object_add(o, "metrics", metrics);
 	json_object_object_add(o, "code_sha256", sha_json(r->job->code, r->job->code_len));
 	json_object_object_add(o, "policy", json_object_new_string(r->policy->name));

@@ -12,6 +12,7 @@
 #include "jsonutil.h"
 #include "sandbox.h"
 #include "util.h"
+#include "zygote.h"
 
 #define SHIM_MAIN PC_SANDBOX_SHIM "/pycell_shim.py"
 
@@ -28,6 +29,11 @@ static char *const job_env[] = {
 	"MKL_NUM_THREADS=1",
 	NULL,
 };
+
+char *const *pc_run_job_env(void)
+{
+	return job_env;
+}
 
 void pc_run_trace(struct pc_run *r, const char *phase, bool ok, long long since_ns)
 {
@@ -136,15 +142,17 @@ int pc_run_job(struct pc_run *r)
 	pc_resources_init(&r->rc);
 	pc_job_effective_limits(r->job, r->policy, r->limits);
 	pc_image_init(&img);
-	if ((ret = pc_image_prepare_rootfs(&img, r->rootfs, &r->setup_error)) < 0)
+	/* Warm mode: the zygote holds the rootfs, exec filter and policy filter. */
+	if (!r->zygote && (ret = pc_image_prepare_rootfs(&img, r->rootfs, &r->setup_error)) < 0)
 		goto setup_failed;
 	if ((ret = prepare_config(r, &cfg, &in_fd, &boot_fd)) < 0)
 		goto setup_failed;
 	/* pycell-init embeds Python 3.X: the rootfs must be the same release.
 	 * Then the exec filter its job process stacks. */
-	if ((ret = pc_embed_check_rootfs(pc_image_root(&img, r->rootfs, img_root, sizeof(img_root)),
-					 &r->setup_error)) < 0 ||
-	    (ret = filter_fd = pc_exec_filter_prepare(&r->setup_error)) < 0)
+	if (!r->zygote &&
+	    ((ret = pc_embed_check_rootfs(pc_image_root(&img, r->rootfs, img_root, sizeof(img_root)),
+					  &r->setup_error)) < 0 ||
+	     (ret = filter_fd = pc_exec_filter_prepare(&r->setup_error)) < 0))
 		goto setup_failed;
 	cfg.exec_filter_fd = filter_fd;
 	pc_image_plan(&img, &cfg.mounts);
@@ -153,16 +161,21 @@ int pc_run_job(struct pc_run *r)
 		goto setup_failed;
 	if (cfg.n_rlimits == 0)
 		cfg.rlimits = &no_core, cfg.n_rlimits = 1;
-	if (r->policy->seccomp[0] && (ret = pc_seccomp_prepare(&sc, r->policy->seccomp, &r->setup_error)) < 0) {
+	if (!r->zygote && r->policy->seccomp[0] && (ret = pc_seccomp_prepare(&sc, r->policy->seccomp, &r->setup_error)) < 0) {
 		pc_error_wrap(&r->setup_error, "seccomp");
 		goto setup_failed;
 	}
 	cfg.seccomp = sc.enabled ? &sc : NULL;
-	r->seccomp_insns = sc.enabled ? sc.prog.len : 0;
+	r->seccomp_insns = r->zygote ? r->zygote->seccomp_insns : sc.enabled ? sc.prog.len : 0;
 	r->seccomp_cached = sc.cached;
-	pc_landlock_prepare(&r->landlock);
+	if (r->zygote)
+		snprintf(r->landlock.note, sizeof(r->landlock.note), "not applied in warm mode (docs/warm.md)");
+	else
+		pc_landlock_prepare(&r->landlock);
 	cfg.landlock = &r->landlock;
-	if ((ret = pc_sandbox_start(&cfg, &sb, &r->setup_error)) < 0)
+	ret = r->zygote ? pc_zygote_start_job(r->zygote, &cfg, &sb, &r->setup_error)
+			: pc_sandbox_start(&cfg, &sb, &r->setup_error);
+	if (ret < 0)
 		goto setup_failed;
 	pc_image_close(&img); /* the job's mount namespace holds the image now */
 	r->setup_ns = now_ns() - t0;
@@ -178,7 +191,8 @@ int pc_run_job(struct pc_run *r)
 	ret = pc_pump(&sb, &r->out, &r->err, &r->res, deadline,
 		      &(struct pc_pump_watch){ pc_resources_watch, &r->rc, PC_CPU_POLL_MS, r->rc.signal_fd }, &r->pump,
 		      &r->setup_error);
-	if (ret == 0 && (ret = pc_sandbox_reap(&sb, &r->job_status, &from_init)) == 0)
+	if (ret == 0 && (ret = r->zygote ? pc_zygote_reap(&sb, &r->job_status, &from_init)
+					 : pc_sandbox_reap(&sb, &r->job_status, &from_init)) == 0)
 		r->have_status = true;
 	else if (ret < 0 && r->setup_error.msg[0] == '\0')
 		pc_error_set(&r->setup_error, -ret, "reap sandbox");

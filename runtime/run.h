@@ -32,6 +32,7 @@ struct pc_run {
 	/* `pycell audit`: called once the sandbox runs, before the pump, so
 	 * the auditor reads the job's cgroup from outside while it is live. */
 	void (*on_started)(struct pc_run *r, void *arg);
+	struct pc_zygote *zygote; /* warm mode (zygote.h): fork from it, NULL: cold */
 	void *on_started_arg;
 	/* outputs */
 	long long limits[PC_LIM_COUNT];
@@ -55,5 +56,7 @@ void pc_run_trace(struct pc_run *r, const char *phase, bool ok, long long since_
  * itself failed; r->setup_error says where. */
 int pc_run_job(struct pc_run *r);
 void pc_run_free(struct pc_run *r);
+/* The job's environment, built from scratch (also the zygote's). */
+char *const *pc_run_job_env(void);
 
 #endif

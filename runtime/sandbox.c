@@ -47,6 +47,7 @@
 #include "netns.h"
 #include "sync.h"
 #include "util.h"
+#include "zygote.h"
 
 #define NS_FLAGS                                                                                   \
 	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | \
@@ -188,6 +189,15 @@ static void __attribute__((noreturn)) child_main(const struct pc_sandbox_config 
 	if (child_fds(cfg, sync_fd, out_w, err_w, res_w, &e) < 0)
 		child_fail(sync_fd, &e);
 	sync_fd = PC_FD_SYNC;
+	/* A zygote makes each job's namespaces itself: it keeps the three
+	 * capabilities that takes, and its jobs drop them (init/zygote.c). */
+	if (cfg->zygote) {
+		if (pc_zygote_caps_child(&e) < 0)
+			child_fail(sync_fd, &e);
+		execve(PC_SANDBOX_INIT, cfg->argv, cfg->envp);
+		pc_error_set(&e, errno, "exec pycell-init '%s'", PC_SANDBOX_INIT);
+		child_fail(sync_fd, &e);
+	}
 	if (pc_caps_setup_child(&sb->caps, &e) < 0)
 		child_fail(sync_fd, &e);
 	if (pc_landlock_setup_child(cfg->landlock, &e) < 0)

@@ -45,6 +45,8 @@ struct pc_sandbox_config {
 	struct pc_cgroup *cgroup;        /* NULL: none */
 	const struct pc_seccomp *seccomp; /* NULL: no filter (never in production) */
 	const struct pc_landlock *landlock; /* NULL or !enabled: no Landlock */
+	bool zygote; /* warm pool: keep the namespace caps pycell-init --zygote
+		      * needs (zygote.c); no seccomp or Landlock of its own */
 };
 
 struct pc_sandbox {

@@ -139,6 +139,15 @@ static int audit_hook(const char *event, PyObject *args, void *data)
 	return 0;
 }
 
+void pc_embed_fresh_trip_word(void)
+{
+	if (tripped_once)
+		munmap(tripped_once, sizeof(int));
+	tripped_once = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (tripped_once == MAP_FAILED)
+		tripped_once = NULL;
+}
+
 static PyStatus set_paths(PyConfig *c, const char *script)
 {
 	static const wchar_t *const path[] = {

@@ -22,4 +22,8 @@ void pc_init_report(int status_fd, int errnum, const char *fmt, ...) __attribute
  * Py_RunMain, exiting with its status (SystemExit honoured). Never returns. */
 void pc_embed_job(const char *script, const struct sock_fprog *filter, int status_fd) __attribute__((noreturn));
 
+/* Warm mode, in each job process: a fresh shared word for the audit hook's
+ * once-flag, unmapping the zygote's, so no two jobs share memory. */
+void pc_embed_fresh_trip_word(void);
+
 #endif

@@ -33,6 +33,7 @@
 
 #include "embed.h"
 #include "sync.h"
+#include "zygote.h"
 
 /* BPF_MAXINSNS (linux/bpf_common.h): the kernel refuses longer programs. */
 static struct sock_filter filter_insns[BPF_MAXINSNS];
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (fcntl(PC_FD_SYNC, F_SETFD, FD_CLOEXEC) < 0)
 		fail("sync fd", errno);
-	if (argc == 3 && strcmp(argv[1], "--embed") == 0)
+	if (argc == 3 && (strcmp(argv[1], "--embed") == 0 || strcmp(argv[1], "--zygote") == 0))
 		script = argv[2];
 	else if (argc < 2 || argv[1][0] == '-')
 		fail("usage: pycell-init --embed SCRIPT | pycell-init PROGRAM [ARG...]", EINVAL);
@@ -153,6 +154,9 @@ int main(int argc, char **argv)
 	if (script && !have_filter)
 		fail("no exec filter on fd 6 (supervisor and pycell-init do not match)", EBADF);
 
+	/* Warm mode: this process becomes the zygote (zygote.c). */
+	if (strcmp(argv[1], "--zygote") == 0)
+		pc_zygote_main(script, &prog);
 	job = spawn_job(argv + 1, script, have_filter ? &prog : NULL);
 	/* sync 3 */
 	send_msg(PC_SYNC_EXEC_OK, 0, 0, NULL);

@@ -1,0 +1,467 @@
+/* pycell-init --zygote SCRIPT: the warm pool's pre-initialised interpreter
+ * (DESIGN.md section 6, docs/warm.md).
+ *
+ * Processes, per zygote sandbox (its user, mount, pid, net... namespaces
+ * were made by the supervisor exactly as for a cold job, sandbox.c):
+ *   zygote  pid 1 of the zygote sandbox. Keeps CAP_SYS_ADMIN, CAP_NET_ADMIN
+ *           and CAP_SETPCAP in its user namespace (ambient, raised by the
+ *           sandbox child before exec: sandbox.c, pc_zygote_caps_child) and
+ *           the exec filter; no policy seccomp, since it must still make
+ *           namespaces and mounts. It initialises Python, imports the shim
+ *           and the policy's modules (SCRIPT, pycell_warm.py), then calls
+ *           _pycell_zygote.serve(), which never returns in the zygote
+ *           until the supervisor closes the control socket. It never runs
+ *           job code: it only reads fixed-size records and clone3()s.
+ *   leader  per job: clone3(NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS) of the
+ *           zygote, so pid 1 of the job's own namespaces; plain C, never
+ *           touches Python. Sends its pidfd (the supervisor attaches it to
+ *           the job's cgroup), waits for GO, mounts a fresh tmpfs workdir,
+ *           /tmp, /dev/shm and a proc of its pid namespace, brings lo up,
+ *           places the job's fds, forks the job, drops its own capabilities
+ *           and reaps, like cold pycell-init.
+ *   job     pid 2: drops every capability (bounding, ambient, securebits
+ *           locked), no_new_privs, gets a fresh audit-hook word, loads the
+ *           policy seccomp filter (listener to the supervisor) and returns
+ *           into Python, which runs the shim's main() on fds 3 and 4.
+ *
+ * Sync points (sandbox.c numbering; the job's own sync socket):
+ *   sync W  leader -> supervisor  PC_WARM_HELLO + pidfd
+ *   sync 1  supervisor -> leader  PC_SYNC_GO: the cgroup is attached
+ *   sync 2  leader/job -> super.  PC_SYNC_ERROR
+ *   sync 5  job -> supervisor     PC_SYNC_SECCOMP_FD
+ *   sync 3  leader -> supervisor  PC_SYNC_EXEC_OK (also the zygote's "ready")
+ *   sync 4  leader -> supervisor  PC_SYNC_EXIT */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "embed.h"
+#include "sync.h"
+#include "zygote.h"
+#include "zygote_proto.h"
+
+#define JOB_UID 1000 /* PC_SANDBOX_UID */
+#define NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+
+static struct sock_filter policy_insns[BPF_MAXINSNS];
+static struct sock_fprog policy_prog; /* .len 0: the supervisor sent none */
+
+static void send_rec(int fd, int type, int errnum, int status, const char *msg, int pass_fd)
+{
+	struct pc_sync_msg m = { .type = type, .errnum = errnum, .status = status };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (msg)
+		snprintf(m.msg, sizeof(m.msg), "%s", msg);
+	if (pass_fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	}
+	while (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+static void __attribute__((noreturn)) leader_fail(int sync_fd, const char *step, int errnum)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "warm job leader: %s", step);
+	/* sync 2 */
+	send_rec(sync_fd, PC_SYNC_ERROR, errnum, 0, buf, -1);
+	_exit(125);
+}
+
+/* Every capability, for good: the bounding set first (it needs
+ * CAP_SETPCAP), securebits locked so nothing is regained (caps.c). */
+static int drop_caps(void)
+{
+	const unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+				   SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+				   SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+
+	for (int v = 0; v < 64; v++) {
+		if (prctl(PR_CAPBSET_DROP, v, 0, 0, 0) < 0 && errno != EINVAL)
+			return -errno;
+	}
+	if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		return -errno;
+	if (syscall(SYS_capset, &h, d) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/* pid 2: the last steps before Python runs the job. Returns only on
+ * success; status_w gets a record (pid 1 reports it) otherwise. */
+static void job_setup(int status_w)
+{
+	int r, listener;
+
+	sigprocmask(SIG_SETMASK, &(sigset_t){ { 0 } }, NULL);
+	if ((r = drop_caps()) < 0) {
+		pc_init_report(status_w, -r, "warm job: drop capabilities");
+		_exit(125);
+	}
+	pc_embed_fresh_trip_word();
+	if (policy_prog.len) {
+		listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+					&policy_prog);
+		if (listener < 0) {
+			pc_init_report(status_w, errno, "warm job: load seccomp filter");
+			_exit(125);
+		}
+		/* sync 5: the supervisor keeps the only copy. */
+		send_rec(PC_FD_SYNC, PC_SYNC_SECCOMP_FD, 0, 0, NULL, listener);
+		close(listener);
+	}
+	close(PC_FD_SYNC);
+	close(status_w); /* EOF: pid 1 reports the job as running */
+}
+
+static int mount_tmpfs(const char *dst, const char *mode, const struct pc_warm_req *q)
+{
+	char opts[160];
+
+	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,%s", (unsigned long long)q->tmpfs_bytes,
+		 (unsigned long long)q->tmpfs_inodes, mode);
+	return mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts);
+}
+
+/* The fresh per-job filesystem state: over the zygote's (already
+ * pivoted, read-only) root, new tmpfs for everything writable, and a proc
+ * that shows this pid namespace only. */
+static void leader_mounts(int sync_fd, const struct pc_warm_req *q)
+{
+	char uidopt[64];
+
+	snprintf(uidopt, sizeof(uidopt), "mode=0700,uid=%d,gid=%d", JOB_UID, JOB_UID);
+	if (mount_tmpfs("/workspace", uidopt, q) < 0)
+		leader_fail(sync_fd, "mount tmpfs on '/workspace'", errno);
+	if (mount_tmpfs("/tmp", "mode=1777", q) < 0)
+		leader_fail(sync_fd, "mount tmpfs on '/tmp'", errno);
+	if (mount_tmpfs("/dev/shm", "mode=1777", q) < 0)
+		leader_fail(sync_fd, "mount tmpfs on '/dev/shm'", errno);
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0)
+		leader_fail(sync_fd, "mount proc (subset=pid)", errno);
+	if (chdir("/workspace") < 0)
+		leader_fail(sync_fd, "chdir /workspace", errno);
+}
+
+static void leader_net(int sync_fd)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		leader_fail(sync_fd, "socket for lo", errno);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		leader_fail(sync_fd, "get lo flags", errno);
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		leader_fail(sync_fd, "bring lo up", errno);
+	close(s);
+	if (sethostname("pycell", 6) < 0)
+		leader_fail(sync_fd, "sethostname", errno);
+}
+
+/* The job's files: {u32 name_len, u32 data_len, name, data}..., names
+ * validated by the supervisor (no '/', no ".."), created O_EXCL|O_NOFOLLOW
+ * in the fresh workdir. */
+static void leader_files(int sync_fd, int files_fd)
+{
+	struct stat st;
+	const unsigned char *p, *end;
+	void *map;
+
+	if (fstat(files_fd, &st) < 0)
+		leader_fail(sync_fd, "stat job files", errno);
+	if (st.st_size == 0)
+		return;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, files_fd, 0);
+	if (map == MAP_FAILED)
+		leader_fail(sync_fd, "map job files", errno);
+	for (p = map, end = p + st.st_size; end - p >= 8;) {
+		uint32_t nl, dl;
+		char name[256];
+		int fd;
+
+		memcpy(&nl, p, 4), memcpy(&dl, p + 4, 4);
+		p += 8;
+		if (nl == 0 || nl >= sizeof(name) || (size_t)(end - p) < (size_t)nl + dl)
+			leader_fail(sync_fd, "job files record", EINVAL);
+		memcpy(name, p, nl), name[nl] = '\0';
+		fd = openat(AT_FDCWD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, p + nl, dl) != (ssize_t)dl)
+			leader_fail(sync_fd, "create job file", errno);
+		close(fd);
+		p += nl + dl;
+	}
+	munmap(map, (size_t)st.st_size);
+}
+
+/* fds[] to 0..5 (sync.h layout; no exec filter fd: the zygote loaded it),
+ * every other descriptor closed (the zygote's control socket above all). */
+static void leader_fds(int *fds)
+{
+	int src[6] = { fds[PC_WARM_FD_STDIN],     fds[PC_WARM_FD_STDOUT], fds[PC_WARM_FD_STDERR],
+		       fds[PC_WARM_FD_BOOTSTRAP], fds[PC_WARM_FD_RESULT], fds[PC_WARM_FD_SYNC] };
+	int tmp[6], i;
+
+	for (i = 0; i < 6; i++) {
+		tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 100);
+		if (tmp[i] < 0)
+			leader_fail(fds[PC_WARM_FD_SYNC], "dup job fd", errno);
+	}
+	for (i = 0; i < 6; i++) {
+		if (dup2(tmp[i], i) < 0)
+			leader_fail(fds[PC_WARM_FD_SYNC], "dup2 job fd", errno);
+	}
+	if (syscall(SYS_close_range, 6, ~0U, 0) < 0)
+		leader_fail(PC_FD_SYNC, "close_range", errno);
+	lseek(PC_FD_STDIN, 0, SEEK_SET);
+	lseek(PC_FD_BOOTSTRAP, 0, SEEK_SET);
+}
+
+static void leader_wait_go(int sync_fd)
+{
+	struct pc_sync_msg m;
+	ssize_t n;
+	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+
+	if (pidfd < 0)
+		leader_fail(sync_fd, "pidfd_open", errno);
+	/* sync W */
+	send_rec(sync_fd, PC_WARM_HELLO, 0, 0, NULL, pidfd);
+	close(pidfd);
+	/* sync 1 */
+	do
+		n = recv(sync_fd, &m, sizeof(m), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != sizeof(m) || m.type != PC_SYNC_GO)
+		_exit(125); /* the supervisor gave up on this job */
+}
+
+/* pid 1 of the job's namespaces. Returns only in the job process. */
+static void leader_main(const struct pc_warm_req *q, int *fds)
+{
+	struct pc_init_status st;
+	int sync_fd = fds[PC_WARM_FD_SYNC], pfd[2], status = 0;
+	ssize_t n;
+	pid_t job;
+
+	signal(SIGCHLD, SIG_DFL); /* the zygote ignores it; we reap */
+	leader_wait_go(sync_fd);
+	/* A cgroup namespace rooted at the job's group, now that we are in it. */
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		leader_fail(sync_fd, "unshare cgroup namespace", errno);
+	if (setsid() < 0)
+		leader_fail(sync_fd, "setsid", errno);
+	leader_mounts(sync_fd, q);
+	leader_net(sync_fd);
+	leader_files(sync_fd, fds[PC_WARM_FD_FILES]);
+	for (uint32_t i = 0; i < q->n_rlimits && i < PC_WARM_MAX_RLIMITS; i++) {
+		struct rlimit rl = { (rlim_t)q->rl[i].cur, (rlim_t)q->rl[i].max };
+		if (setrlimit(q->rl[i].resource, &rl) < 0)
+			leader_fail(sync_fd, "setrlimit", errno);
+	}
+	leader_fds(fds);
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		leader_fail(PC_FD_SYNC, "pipe", errno);
+	job = fork();
+	if (job < 0)
+		leader_fail(PC_FD_SYNC, "fork job process", errno);
+	if (job == 0) {
+		close(pfd[0]);
+		job_setup(pfd[1]);
+		return;
+	}
+	close(pfd[1]);
+	if (drop_caps() < 0)
+		leader_fail(PC_FD_SYNC, "drop capabilities", errno);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	do
+		n = read(pfd[0], &st, sizeof(st));
+	while (n < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (n == (ssize_t)sizeof(st)) {
+		st.msg[sizeof(st.msg) - 1] = '\0';
+		send_rec(PC_FD_SYNC, PC_SYNC_ERROR, st.errnum, 0, st.msg, -1);
+		_exit(125);
+	}
+	/* sync 3 */
+	send_rec(PC_FD_SYNC, PC_SYNC_EXEC_OK, 0, 0, NULL, -1);
+	for (;;) {
+		int s;
+		pid_t p = waitpid(-1, &s, 0);
+
+		if (p < 0 && errno == EINTR)
+			continue;
+		if (p < 0)
+			break;
+		if (p == job) {
+			status = s;
+			break;
+		}
+	}
+	/* sync 4 */
+	send_rec(PC_FD_SYNC, PC_SYNC_EXIT, 0, status, NULL, -1);
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+/* Returns 1 in the job process, 0 in the zygote. */
+static int spawn_leader(const struct pc_warm_req *q, int *fds)
+{
+	struct clone_args a = { .flags = NS_FLAGS, .exit_signal = SIGCHLD };
+	pid_t pid;
+
+	PyOS_BeforeFork();
+	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	if (pid == 0) {
+		leader_main(q, fds);
+		PyOS_AfterFork_Child();
+		return 1;
+	}
+	PyOS_AfterFork_Parent();
+	if (pid < 0)
+		send_rec(fds[PC_WARM_FD_SYNC], PC_SYNC_ERROR, errno, 0, "zygote: clone3 into job namespaces", -1);
+	return 0;
+}
+
+static void load_policy_filter(int fd)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while ((n = pread(fd, (char *)policy_insns + got, sizeof(policy_insns) - got, (off_t)got)) > 0)
+		got += (size_t)n;
+	if (got && got % sizeof(struct sock_filter) == 0) {
+		policy_prog.len = (unsigned short)(got / sizeof(struct sock_filter));
+		policy_prog.filter = policy_insns;
+	}
+}
+
+static int recv_req(struct pc_warm_req *q, int *fds, int *nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_NFDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = q, .iov_len = sizeof(*q) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	ssize_t n = recvmsg(PC_FD_SYNC, &mh, MSG_CMSG_CLOEXEC);
+
+	*nfds = 0;
+	if (n <= 0)
+		return n < 0 ? -errno : 0;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			for (int i = 0; i < k; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (*nfds < PC_WARM_NFDS)
+					fds[(*nfds)++] = fd;
+				else
+					close(fd);
+			}
+		}
+	}
+	if (n != (ssize_t)sizeof(*q) || (mh.msg_flags & MSG_CTRUNC))
+		q->type = 0; /* malformed: dropped */
+	return 1;
+}
+
+static PyObject *zy_serve(PyObject *self, PyObject *unused)
+{
+	(void)self, (void)unused;
+	/* No zombies: a leader reports to the supervisor, never to us. */
+	signal(SIGCHLD, SIG_IGN);
+	/* sync 3: the zygote is ready */
+	send_rec(PC_FD_SYNC, PC_SYNC_EXEC_OK, 0, 0, NULL, -1);
+	for (;;) {
+		struct pc_warm_req q;
+		int fds[PC_WARM_NFDS], nfds, r = recv_req(&q, fds, &nfds);
+
+		if (r == -EINTR)
+			continue;
+		if (r <= 0)
+			break; /* EOF: retired */
+		if (q.type == PC_WARM_SECCOMP && nfds == 1)
+			load_policy_filter(fds[0]);
+		else if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && spawn_leader(&q, fds))
+			Py_RETURN_TRUE;
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+	}
+	/* Retired: jobs in flight finish first (our exit as pid 1 would take
+	 * their namespaces down). */
+	while (wait(NULL) > 0 || errno == EINTR)
+		;
+	Py_RETURN_FALSE;
+}
+
+static PyMethodDef zy_methods[] = {
+	{ "serve", zy_serve, METH_NOARGS,
+	  "Serve the supervisor's job requests; True in a job process, False when retired." },
+	{ NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef zy_module = { PyModuleDef_HEAD_INIT, "_pycell_zygote", NULL, -1, zy_methods,
+					NULL, NULL, NULL, NULL };
+
+static PyObject *zy_init(void)
+{
+	return PyModule_Create(&zy_module);
+}
+
+void pc_zygote_main(const char *script, const struct sock_fprog *filter)
+{
+	int pfd[2];
+
+	if (PyImport_AppendInittab("_pycell_zygote", zy_init) < 0)
+		_exit(125);
+	/* The exec filter needs no_new_privs (we hold CAP_SYS_ADMIN only in
+	 * our own user namespace); it does not hinder unshare or mount. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || pipe2(pfd, O_CLOEXEC) < 0)
+		_exit(125);
+	/* pfd[0] stays open so a start-up failure report never hits SIGPIPE;
+	 * the supervisor sees the missing "ready" instead. */
+	pc_embed_job(script, filter, pfd[1]);
+}

@@ -1,0 +1,458 @@
+/* `pycell serve`: warm mode behind an HTTP/1.1 API on a Unix socket
+ * (DESIGN.md section 6, docs/warm.md).
+ *
+ * Processes:
+ *   server   this process: one poll loop, no threads. Owns the listening
+ *            socket, the pool of zygotes (zygote.c) and a signalfd. It
+ *            never reads a request: each accepted connection goes to a
+ *            forked handler, up to --max-inflight at once (then 503 with
+ *            Retry-After), so a slow client blocks nobody.
+ *   handler  one per connection: reads one bounded request, runs the job
+ *            through its zygote with the cold pipeline (pc_run_job with
+ *            r.zygote set), writes one response and exits: 0, or
+ *            HANDLER_ZYGOTE_BROKEN when the zygote misbehaved.
+ *   zygote   pycell-init --zygote, pid 1 of its own sandbox.
+ * Zygotes are replaced after --jobs-per-zygote jobs, when one dies, and when
+ * a handler reports an anomaly. A retired zygote finishes its jobs first. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "auditlog.h"
+#include "cli.h"
+#include "job.h"
+#include "result.h"
+#include "run.h"
+#include "serve.h"
+#include "util.h"
+#include "zygote.h"
+
+#define MAX_POOL 8
+#define MAX_RETIRED 32
+#define MAX_HANDLERS 256
+#define HEAD_MAX 8192
+#define IO_TIMEOUT_S 10
+#define HANDLER_ZYGOTE_BROKEN 3
+
+struct server {
+	struct pc_cli_common c;
+	const char *socket_path;
+	int pool, jobs_per_zygote, max_inflight;
+	struct pc_zygote z[MAX_POOL];
+	unsigned gen[MAX_POOL]; /* bumped on every replacement */
+	struct pc_zygote retired[MAX_RETIRED];
+	struct {
+		pid_t pid;
+		int zi;
+		unsigned gen;
+	} h[MAX_HANDLERS];
+	int inflight, next;
+	unsigned long served, replaced;
+};
+
+/* ------------------------------------------------------------- handler */
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+static void respond(int fd, int status, const char *extra_headers, const char *body)
+{
+	char head[512];
+	size_t len = strlen(body);
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n%s\r\n",
+			 status, reason(status), len + 1, extra_headers ? extra_headers : "");
+
+	if (write_all(fd, head, (size_t)n) == 0 && write_all(fd, body, len) == 0)
+		(void)write_all(fd, "\n", 1);
+}
+
+static void respond_error(int fd, int status, const char *message)
+{
+	char body[512];
+
+	snprintf(body, sizeof(body), "{\"error\": {\"code\": \"HTTP_%d\", \"message\": \"%s\"}}", status, message);
+	respond(fd, status, NULL, body);
+}
+
+/* Reads the head (request line + headers) and the body it announces.
+ * Returns the HTTP status to answer with on failure, 0 on success. */
+static int read_request(int fd, size_t max_body, char *method, char *target, char **body, size_t *body_len)
+{
+	char head[HEAD_MAX + 1], *end, *cl, *p;
+	size_t got = 0, want;
+	ssize_t n;
+
+	for (;;) {
+		if (got == HEAD_MAX)
+			return 413;
+		n = read(fd, head + got, HEAD_MAX - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 && errno == EAGAIN ? 408 : 400;
+		got += (size_t)n;
+		head[got] = '\0';
+		if ((end = strstr(head, "\r\n\r\n")))
+			break;
+	}
+	*end = '\0';
+	if (sscanf(head, "%15s %255s HTTP/1.%*c", method, target) != 2)
+		return 400;
+	for (p = head; *p; p++)
+		*p = (*p >= 'A' && *p <= 'Z' && p > strchr(head, '\n')) ? (char)(*p - 'A' + 'a') : *p;
+	if (strstr(head, "\ntransfer-encoding:"))
+		return 501; /* no chunked bodies: send Content-Length */
+	cl = strstr(head, "\ncontent-length:");
+	if (!cl)
+		return strcmp(method, "POST") == 0 ? 411 : 0;
+	want = strtoull(cl + 16, NULL, 10);
+	if (want > max_body)
+		return 413;
+	if (!(*body = malloc(want + 1)))
+		return 500;
+	got -= (size_t)(end + 4 - head);
+	memcpy(*body, end + 4, got < want ? got : want);
+	while (got < want) {
+		n = read(fd, *body + got, want - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 && errno == EAGAIN ? 408 : 400;
+		got += (size_t)n;
+	}
+	(*body)[want] = '\0';
+	*body_len = want;
+	return 0;
+}
+
+static int run_one(struct server *s, struct pc_zygote *z, int fd, const char *buf, size_t len)
+{
+	struct pc_job job = { 0 };
+	struct pc_job_error je = { 0 };
+	struct pc_trace pre[1];
+	struct pc_error aerr = { 0 };
+	long long t0 = now_ns();
+	json_object *res;
+	int status = 200, exit_status;
+
+	if (pc_job_parse(buf, len, &s->c.policy, &job, &je) < 0) {
+		struct pc_refusal rf = { .id = job.id, .code = je.code, .reason = je.reason, .code_text = job.code,
+					 .code_len = job.code_len, .policy = &s->c.policy, .trace = pre, .n_trace = 1 };
+		pre[0] = (struct pc_trace){ "validate", false, (double)(now_ns() - t0) / 1e6 };
+		res = pc_result_refused(&rf);
+		status = 400;
+	} else {
+		struct pc_run r = { .job = &job, .policy = &s->c.policy, .paths = &s->c.paths, .rootfs = s->c.rootfs,
+				    .zygote = z };
+		r.trace[r.n_trace++] = (struct pc_trace){ "validate", true, (double)(now_ns() - t0) / 1e6 };
+		if (pc_run_job(&r) < 0)
+			r.setup_failed = true;
+		res = pc_result_build(&r, &exit_status);
+		if (exit_status == PC_EXIT_RUNTIME)
+			status = 500;
+		pc_run_free(&r);
+	}
+	if (res && pc_audit_append(&s->c.policy, res, job.code, job.code_len, &aerr) < 0)
+		fprintf(stderr, "pycell serve: warning: audit log: %s\n", aerr.msg);
+	if (res)
+		respond(fd, status, NULL,
+			json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	else
+		respond_error(fd, 500, "cannot build the result");
+	json_object_put(res);
+	pc_job_free(&job);
+	return z->broken ? HANDLER_ZYGOTE_BROKEN : 0;
+}
+
+static int __attribute__((noreturn)) handle(struct server *s, struct pc_zygote *z, int fd)
+{
+	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
+	char method[16], target[256], body_hint[160];
+	_cleanup_free_ char *body = NULL;
+	size_t len = 0;
+	int st, code = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	st = read_request(fd, s->c.policy.max_job_bytes + 4096, method, target, &body, &len);
+	if (st) {
+		respond_error(fd, st, st == 413 ? "request too large" : st == 411 ? "Content-Length required"
+						      : st == 501 ? "chunked bodies are not supported: send Content-Length"
+						      : st == 408 ? "request not received in time" : "malformed request");
+	} else if (strcmp(target, "/health") == 0 || strcmp(target, "/v1/health") == 0) {
+		snprintf(body_hint, sizeof(body_hint), "{\"status\": \"ok\", \"pool\": %d, \"policy\": \"%s\"}",
+			 s->pool, s->c.policy.name);
+		if (strcmp(method, "GET") == 0)
+			respond(fd, 200, NULL, body_hint);
+		else
+			respond_error(fd, 405, "use GET");
+	} else if (strcmp(target, "/run") == 0 || strcmp(target, "/v1/jobs") == 0) {
+		if (strcmp(method, "POST") == 0)
+			code = run_one(s, z, fd, body ? body : "", len);
+		else
+			respond_error(fd, 405, "use POST with a job JSON body");
+	} else {
+		respond_error(fd, 404, "no such endpoint: POST /run, GET /health");
+	}
+	shutdown(fd, SHUT_WR);
+	_exit(code);
+}
+
+/* -------------------------------------------------------------- server */
+
+static int start_zygote(struct server *s, int i)
+{
+	struct pc_error err = { 0 };
+
+	pc_zygote_init(&s->z[i]);
+	s->gen[i]++;
+	if (pc_zygote_start(&s->z[i], &s->c.policy, &s->c.paths, s->c.rootfs, &err) < 0) {
+		fprintf(stderr, "pycell serve: cannot start a zygote: %s\n", err.msg);
+		s->z[i].broken = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* Retired zygotes finish their jobs, then exit; reaped in reap(). */
+static void replace_zygote(struct server *s, int i)
+{
+	int k;
+
+	for (k = 0; k < MAX_RETIRED && s->retired[k].sb.pidfd >= 0; k++)
+		;
+	pc_zygote_retire(&s->z[i]);
+	if (k < MAX_RETIRED && s->z[i].sb.pid > 0)
+		s->retired[k] = s->z[i];
+	else
+		pc_zygote_stop(&s->z[i]);
+	s->replaced++;
+	start_zygote(s, i);
+}
+
+static void reap(struct server *s)
+{
+	int st, i;
+	pid_t p;
+
+	while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (i = 0; i < MAX_HANDLERS; i++) {
+			if (s->h[i].pid != p)
+				continue;
+			s->h[i].pid = 0;
+			s->inflight--;
+			if (WIFEXITED(st) && WEXITSTATUS(st) == HANDLER_ZYGOTE_BROKEN && s->gen[s->h[i].zi] == s->h[i].gen)
+				s->z[s->h[i].zi].broken = true;
+		}
+		for (i = 0; i < MAX_RETIRED; i++) {
+			if (s->retired[i].sb.pid == p) {
+				s->retired[i].sb.pid = -1;
+				pc_zygote_stop(&s->retired[i]);
+				pc_zygote_init(&s->retired[i]);
+			}
+		}
+		for (i = 0; i < s->pool; i++) {
+			if (s->z[i].sb.pid == p) { /* died on its own: an anomaly */
+				s->z[i].sb.pid = -1;
+				s->z[i].broken = true;
+			}
+		}
+	}
+	for (i = 0; i < s->pool; i++) {
+		if (s->z[i].broken)
+			replace_zygote(s, i);
+	}
+}
+
+static void dispatch(struct server *s, int conn, int lfd, int sfd)
+{
+	int zi = s->next++ % s->pool, k;
+	pid_t pid;
+
+	if (s->inflight >= s->max_inflight || s->z[zi].broken) {
+		respond(conn, 503, "Retry-After: 1\r\n", "{\"error\": {\"code\": \"BUSY\", \"message\": \"all slots busy\"}}");
+		return;
+	}
+	for (k = 0; k < MAX_HANDLERS && s->h[k].pid; k++)
+		;
+	pid = fork();
+	if (pid == 0) {
+		close(lfd), close(sfd);
+		sigprocmask(SIG_SETMASK, &(sigset_t){ { 0 } }, NULL);
+		handle(s, &s->z[zi], conn);
+	}
+	if (pid < 0) {
+		respond_error(conn, 503, "cannot fork a handler");
+		return;
+	}
+	s->h[k].pid = pid, s->h[k].zi = zi, s->h[k].gen = s->gen[zi];
+	s->inflight++;
+	s->served++;
+	if (s->jobs_per_zygote > 0 && ++s->z[zi].jobs >= s->jobs_per_zygote)
+		replace_zygote(s, zi);
+}
+
+static int listen_on(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		fprintf(stderr, "pycell serve: socket path '%s' is too long\n", path);
+		return -1;
+	}
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (lstat(path, &st) == 0) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = S_ISSOCK(st.st_mode) && connect(probe, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+		close(probe);
+		if (!S_ISSOCK(st.st_mode) || live) {
+			fprintf(stderr, "pycell serve: '%s' exists%s; remove it or choose another path\n", path,
+				live ? " and a server answers on it" : " and is not a socket");
+			return -1;
+		}
+		unlink(path); /* a stale socket of a server that died */
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* The socket's permissions decide who may submit jobs: owner only. */
+	mode_t old = umask(0177);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0) {
+		umask(old);
+		fprintf(stderr, "pycell serve: cannot listen on '%s': %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	umask(old);
+	return fd;
+}
+
+static int serve_loop(struct server *s, int lfd, int sfd)
+{
+	bool stopping = false;
+
+	while (!stopping || s->inflight > 0) {
+		struct pollfd p[2] = { { .fd = stopping ? -1 : lfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+
+		if (poll(p, 2, 1000) < 0 && errno != EINTR)
+			return -1;
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD && !stopping) {
+				stopping = true; /* finish in-flight jobs, accept no more */
+				close(lfd);
+				unlink(s->socket_path);
+			}
+		}
+		reap(s);
+		if (!stopping && (p[0].revents & POLLIN)) {
+			int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (conn >= 0) {
+				dispatch(s, conn, lfd, sfd);
+				close(conn);
+			}
+		}
+	}
+	return 0;
+}
+
+static const struct option serve_opts[] = {
+	{ "socket", required_argument, NULL, 's' },   { "policy", required_argument, NULL, 'p' },
+	{ "rootfs", required_argument, NULL, 'r' },   { "pool", required_argument, NULL, 'n' },
+	{ "jobs-per-zygote", required_argument, NULL, 'j' }, { "max-inflight", required_argument, NULL, 'm' },
+	{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+};
+
+#define SERVE_USAGE                                                                                      \
+	"usage: pycell serve --socket PATH [--policy FILE] [--rootfs DIR] [--pool N (1)]\n"             \
+	"                    [--jobs-per-zygote K (1000)] [--max-inflight M (32)]\n"                    \
+	"  POST /run (or /v1/jobs) with a job JSON body -> the result JSON; GET /health\n"
+
+int pc_cmd_serve(int argc, char **argv)
+{
+	static struct server s; /* large; the entry point owns it */
+	sigset_t mask;
+	int opt, lfd, sfd, i, rc;
+
+	s = (struct server){ .pool = 1, .jobs_per_zygote = 1000, .max_inflight = 32 };
+	while ((opt = getopt_long(argc, argv, "h", serve_opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': s.socket_path = optarg; break;
+		case 'p': s.c.policy_arg = optarg; break;
+		case 'r': s.c.rootfs_arg = optarg; break;
+		case 'n': s.pool = atoi(optarg); break;
+		case 'j': s.jobs_per_zygote = atoi(optarg); break;
+		case 'm': s.max_inflight = atoi(optarg); break;
+		case 'h': fputs(SERVE_USAGE, stdout); return 0;
+		default: fputs(SERVE_USAGE, stderr); return PC_EXIT_USAGE;
+		}
+	}
+	if (!s.socket_path || optind != argc || s.pool < 1 || s.pool > MAX_POOL || s.max_inflight < 1 ||
+	    s.max_inflight > MAX_HANDLERS || s.jobs_per_zygote < 0) {
+		fprintf(stderr, "pycell serve: --socket is required; --pool 1..%d, --max-inflight 1..%d\n%s", MAX_POOL,
+			MAX_HANDLERS, SERVE_USAGE);
+		return PC_EXIT_USAGE;
+	}
+	if ((rc = pc_cli_setup(&s.c)) != 0)
+		return rc;
+	for (i = 0; i < MAX_RETIRED; i++)
+		pc_zygote_init(&s.retired[i]);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM), sigaddset(&mask, SIGINT), sigaddset(&mask, SIGHUP), sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	for (i = 0; i < s.pool; i++) {
+		if (start_zygote(&s, i) < 0) {
+			while (i >= 0)
+				pc_zygote_stop(&s.z[i--]);
+			pc_cli_cleanup(&s.c);
+			return PC_EXIT_RUNTIME;
+		}
+	}
+	if (sfd < 0 || (lfd = listen_on(s.socket_path)) < 0) {
+		for (i = 0; i < s.pool; i++)
+			pc_zygote_stop(&s.z[i]);
+		pc_cli_cleanup(&s.c);
+		return PC_EXIT_RUNTIME;
+	}
+	fprintf(stderr, "pycell serve: listening on '%s' (pool %d, policy '%s')\n", s.socket_path, s.pool,
+		s.c.policy.name);
+	rc = serve_loop(&s, lfd, sfd);
+	for (i = 0; i < s.pool; i++)
+		pc_zygote_stop(&s.z[i]);
+	for (i = 0; i < MAX_RETIRED; i++)
+		pc_zygote_stop(&s.retired[i]);
+	close(sfd);
+	fprintf(stderr, "pycell serve: stopped after %lu jobs (%lu zygote replacements)\n", s.served, s.replaced);
+	pc_cli_cleanup(&s.c);
+	return rc < 0 ? PC_EXIT_RUNTIME : 0;
+}

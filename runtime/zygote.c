@@ -1,0 +1,385 @@
+/* Warm mode, host side (docs/warm.md; the zygote's half and the sync table
+ * are in runtime/init/zygote.c).
+ *
+ * A zygote is started like a cold sandbox (pc_sandbox_start, same user,
+ * mount, pid, net, ipc, uts and cgroup namespaces, same pivoted read-only
+ * root), except that its child keeps CAP_SYS_ADMIN, CAP_NET_ADMIN and
+ * CAP_SETPCAP in the zygote's user namespace across the exec of
+ * pycell-init --zygote, and loads no policy seccomp filter: the zygote must
+ * still make namespaces and mounts for its jobs. It gets the policy filter
+ * as BPF once (PC_WARM_SECCOMP) and every job process loads it.
+ *
+ * Per job the supervisor sends PC_WARM_JOB with the job's descriptors; the
+ * zygote's leader answers on the job's own sync socket with its pidfd
+ * (PC_WARM_HELLO), which gives the supervisor the leader's host pid for the
+ * cgroup v1 attach before anything of the job runs, and a pidfd that
+ * pc_pump() polls and pc_sandbox_kill() signals exactly as for cold mode. */
+#define _GNU_SOURCE
+#include "zygote.h"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec_filter.h"
+#include "image.h"
+#include "init/zygote_proto.h"
+#include "run.h"
+#include "sync.h"
+#include "util.h"
+
+#define WARM_MAIN PC_SANDBOX_SHIM "/pycell_warm.py"
+#define LEADER_TIMEOUT_S 10 /* a leader that has not answered by then: anomaly */
+
+int pc_zygote_caps_child(struct pc_error *err)
+{
+	static const int keep[] = { CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SETPCAP };
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+	size_t i;
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return pc_error_set(err, errno, "capget");
+	/* Ambient capabilities must be permitted and inheritable
+	 * (capabilities(7), "Ambient capability set"). */
+	d[0].inheritable = d[1].inheritable = 0;
+	for (i = 0; i < ARRAY_SIZE(keep); i++)
+		d[keep[i] / 32].inheritable |= 1U << (keep[i] % 32);
+	if (syscall(SYS_capset, &h, d) < 0)
+		return pc_error_set(err, errno, "capset inheritable");
+	for (i = 0; i < ARRAY_SIZE(keep); i++) {
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, keep[i], 0, 0) < 0)
+			return pc_error_set(err, errno, "raise ambient capability %d", keep[i]);
+	}
+	return 0;
+}
+
+void pc_zygote_init(struct pc_zygote *z)
+{
+	*z = (struct pc_zygote){ 0 };
+	pc_sandbox_init(&z->sb);
+	pc_lease_init(&z->lease);
+}
+
+static int memfd_of(const char *name, const void *data, size_t len, struct pc_error *err)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int r;
+
+	if (fd < 0)
+		return pc_error_set(err, errno, "memfd_create %s", name);
+	if ((len && (r = write_all(fd, data, len)) < 0) ||
+	    (r = fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)) < 0) {
+		r = r < 0 && r != -1 ? -r : errno;
+		close(fd);
+		return pc_error_set(err, r, "fill memfd %s", name);
+	}
+	lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+static int send_with_fds(int sock, const struct pc_warm_req *q, const int *fds, int n)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_NFDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = (void *)q, .iov_len = sizeof(*q) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	ssize_t s;
+
+	memset(u.buf, 0, sizeof(u.buf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+	do
+		s = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (s < 0 && errno == EINTR);
+	return s == (ssize_t)sizeof(*q) ? 0 : -(s < 0 ? errno : EPIPE);
+}
+
+/* The policy's seccomp filter, built here as for a cold job, handed over once. */
+static int send_policy_filter(struct pc_zygote *z, const struct pc_policy *pol, struct pc_error *err)
+{
+	struct pc_warm_req q = { .type = PC_WARM_SECCOMP };
+	struct pc_seccomp sc = { 0 };
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!pol->seccomp[0])
+		return 0;
+	if ((r = pc_seccomp_prepare(&sc, pol->seccomp, err)) < 0)
+		return pc_error_wrap(err, "seccomp");
+	if (sc.enabled) {
+		z->seccomp_insns = sc.prog.len;
+		fd = memfd_of("pycell-seccomp", sc.prog.filter, sc.prog.len * sizeof(*sc.prog.filter), err);
+		if (fd >= 0 && (r = send_with_fds(z->sb.sync_fd, &q, &fd, 1)) < 0)
+			pc_error_set(err, -r, "hand the seccomp filter to the zygote");
+		r = fd < 0 ? fd : r;
+	}
+	pc_seccomp_free(&sc);
+	return r;
+}
+
+int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const struct pc_paths *paths,
+		    const char *rootfs, struct pc_error *err)
+{
+	static char *argv[] = { PC_SANDBOX_INIT, "--zygote", WARM_MAIN, NULL };
+	static const struct pc_rlimit no_core = { RLIMIT_CORE, { 0, 0 } };
+	_cleanup_close_ int in_fd = -1, boot_fd = -1, filter_fd = -1;
+	_cleanup_free_ char *boot = NULL;
+	struct pc_sandbox_config cfg = { 0 };
+	struct pc_image img;
+	char img_root[64];
+	int r;
+
+	pc_image_init(&img);
+	if (asprintf(&boot, "{\"python\": %s}", pol->python_json ? pol->python_json : "{}") < 0)
+		return pc_error_set(err, ENOMEM, "zygote bootstrap");
+	if ((r = pc_image_prepare_rootfs(&img, rootfs, err)) < 0 ||
+	    (r = pc_embed_check_rootfs(pc_image_root(&img, rootfs, img_root, sizeof(img_root)), err)) < 0 ||
+	    (r = in_fd = memfd_of("pycell-input", "", 0, err)) < 0 ||
+	    (r = boot_fd = memfd_of("pycell-bootstrap", boot, strlen(boot), err)) < 0 ||
+	    (r = filter_fd = pc_exec_filter_prepare(err)) < 0)
+		goto out;
+	cfg.mounts = (struct pc_mount_plan){ .rootfs = rootfs, .init_path = paths->init, .shim_dir = paths->shim,
+					     .tmpfs_bytes = 1 << 20, .tmpfs_inodes = 64, .uid = PC_SANDBOX_UID,
+					     .gid = PC_SANDBOX_UID };
+	pc_image_plan(&img, &cfg.mounts);
+	cfg.rootless = geteuid() != 0;
+	cfg.host_uid = geteuid(), cfg.host_gid = getegid();
+	if (!cfg.rootless) {
+		/* One leased uid for the zygote's life; all its jobs share it
+		 * (docs/warm.md, "What jobs share"). */
+		if ((r = pc_lease_acquire(&z->lease, err)) < 0)
+			goto out;
+		cfg.host_uid = z->lease.uid, cfg.host_gid = (gid_t)z->lease.uid;
+	}
+	cfg.stdin_fd = in_fd, cfg.bootstrap_fd = boot_fd, cfg.exec_filter_fd = filter_fd;
+	cfg.argv = argv;
+	cfg.envp = pc_run_job_env();
+	cfg.rlimits = &no_core, cfg.n_rlimits = 1;
+	cfg.zygote = true;
+	if ((r = pc_sandbox_start(&cfg, &z->sb, err)) < 0) {
+		pc_error_wrap(err, "start zygote");
+		goto out;
+	}
+	cleanup_closep(&z->sb.result_fd);
+	z->sb.result_fd = -1;
+	r = send_policy_filter(z, pol, err);
+out:
+	pc_image_close(&img);
+	if (r < 0)
+		pc_zygote_stop(z);
+	return r < 0 ? r : 0;
+}
+
+/* The job's files as one memfd: {u32 name_len, u32 data_len, name, data}... */
+static int files_memfd(const struct pc_sandbox_config *cfg, struct pc_error *err)
+{
+	int fd = memfd_create("pycell-files", MFD_CLOEXEC);
+	size_t i;
+
+	if (fd < 0)
+		return pc_error_set(err, errno, "memfd_create files");
+	for (i = 0; i < cfg->n_files; i++) {
+		const struct pc_file *f = &cfg->files[i];
+		uint32_t hdr[2] = { (uint32_t)strlen(f->name), (uint32_t)f->len };
+		int r;
+
+		if ((r = write_all(fd, hdr, sizeof(hdr))) < 0 || (r = write_all(fd, f->name, hdr[0])) < 0 ||
+		    (r = write_all(fd, f->data, f->len)) < 0) {
+			close(fd);
+			return pc_error_set(err, -r, "write job files");
+		}
+	}
+	return fd;
+}
+
+static int recv_rec(int fd, struct pc_sync_msg *m, int *passed_fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	*passed_fd = -1;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
+	m->msg[sizeof(m->msg) - 1] = '\0';
+	return n == (ssize_t)sizeof(*m) ? 1 : 0;
+}
+
+/* The host pid behind a pidfd (proc(5), /proc/PID/fdinfo "Pid:"),
+ * translated into our pid namespace by the kernel. */
+static pid_t pidfd_pid(int pidfd)
+{
+	char path[64], buf[1024];
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strstr(buf, "\nPid:");
+	return p ? (pid_t)atoi(p + 5) : -1;
+}
+
+/* sync W, then sync 1: the leader is in the job's cgroup before it runs. */
+static int leader_hello(struct pc_zygote *z, const struct pc_sandbox_config *cfg, struct pc_sandbox *sb,
+			struct pc_error *err)
+{
+	struct pc_sync_msg m, go = { .type = PC_SYNC_GO };
+	int fd, r = recv_rec(sb->sync_fd, &m, &fd);
+	pid_t host_pid;
+
+	if (r <= 0 || m.type != PC_WARM_HELLO || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		z->broken = true;
+		if (r > 0 && m.type == PC_SYNC_ERROR)
+			return pc_error_set(err, m.errnum, "%s", m.msg);
+		return pc_error_set(err, r < 0 ? -r : EPIPE, "the zygote did not start a job leader%s",
+				    r == -EAGAIN ? " in time" : "");
+	}
+	sb->pidfd = fd;
+	if ((host_pid = pidfd_pid(fd)) <= 0)
+		return pc_error_set(err, ESRCH, "job leader's pid");
+	if (cfg->cgroup && (r = pc_cgroup_setup_parent(cfg->cgroup, host_pid, err)) < 0)
+		return pc_error_wrap(err, "cgroup");
+	/* sync 1 */
+	if (send(sb->sync_fd, &go, sizeof(go), MSG_NOSIGNAL) < 0)
+		return pc_error_set(err, errno, "release job leader");
+	return 0;
+}
+
+static int leader_ready(struct pc_zygote *z, struct pc_sandbox *sb, struct pc_error *err)
+{
+	struct pc_sync_msg m;
+
+	for (;;) {
+		int fd, r = recv_rec(sb->sync_fd, &m, &fd);
+
+		/* sync 5 */
+		if (fd >= 0 && m.type == PC_SYNC_SECCOMP_FD && sb->notify_fd < 0)
+			sb->notify_fd = fd;
+		else if (fd >= 0)
+			close(fd);
+		if (r <= 0) {
+			z->broken = true;
+			return pc_error_set(err, r < 0 ? -r : EPIPE, "warm job leader exited during setup");
+		}
+		if (m.type == PC_SYNC_ERROR) { /* sync 2 */
+			z->broken = true;
+			return pc_error_set(err, m.errnum, "%s", m.msg);
+		}
+		if (m.type == PC_SYNC_EXEC_OK) /* sync 3 */
+			return 0;
+	}
+}
+
+int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg, struct pc_sandbox *sb,
+			struct pc_error *err)
+{
+	_cleanup_close_ int child_sync = -1, out_w = -1, err_w = -1, res_w = -1, files = -1;
+	struct pc_warm_req q = { .type = PC_WARM_JOB, .tmpfs_bytes = cfg->mounts.tmpfs_bytes,
+				 .tmpfs_inodes = cfg->mounts.tmpfs_inodes };
+	struct timeval tv = { .tv_sec = LEADER_TIMEOUT_S };
+	int sp[2], p[2], fds[PC_WARM_NFDS], r;
+	size_t i;
+
+	if (z->sb.sync_fd < 0)
+		return z->broken = true, pc_error_set(err, EPIPE, "no zygote");
+	for (i = 0; i < cfg->n_rlimits && i < PC_WARM_MAX_RLIMITS; i++) {
+		q.rl[i].resource = cfg->rlimits[i].resource;
+		q.rl[i].cur = cfg->rlimits[i].lim.rlim_cur;
+		q.rl[i].max = cfg->rlimits[i].lim.rlim_max;
+	}
+	q.n_rlimits = (uint32_t)i;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return pc_error_set(err, errno, "socketpair");
+	sb->sync_fd = sp[0], child_sync = sp[1];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pc_error_set(err, errno, "pipe");
+	sb->out_fd = p[0], out_w = p[1];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pc_error_set(err, errno, "pipe");
+	sb->err_fd = p[0], err_w = p[1];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pc_error_set(err, errno, "pipe");
+	sb->result_fd = p[0], res_w = p[1];
+	if ((files = files_memfd(cfg, err)) < 0)
+		return files;
+	fds[PC_WARM_FD_STDIN] = cfg->stdin_fd, fds[PC_WARM_FD_STDOUT] = out_w, fds[PC_WARM_FD_STDERR] = err_w;
+	fds[PC_WARM_FD_BOOTSTRAP] = cfg->bootstrap_fd, fds[PC_WARM_FD_RESULT] = res_w;
+	fds[PC_WARM_FD_SYNC] = child_sync, fds[PC_WARM_FD_FILES] = files;
+	if ((r = send_with_fds(z->sb.sync_fd, &q, fds, PC_WARM_NFDS)) < 0) {
+		z->broken = true;
+		return pc_error_set(err, -r, "hand the job to the zygote");
+	}
+	close(steal_fd(&child_sync)), close(steal_fd(&out_w)), close(steal_fd(&err_w)), close(steal_fd(&res_w));
+	setsockopt(sb->sync_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	z->jobs++;
+	if ((r = leader_hello(z, cfg, sb, err)) < 0 || (r = leader_ready(z, sb, err)) < 0)
+		return r;
+	fcntl(sb->out_fd, F_SETFL, O_NONBLOCK);
+	fcntl(sb->err_fd, F_SETFL, O_NONBLOCK);
+	fcntl(sb->result_fd, F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+int pc_zygote_reap(struct pc_sandbox *sb, int *job_status, bool *from_init)
+{
+	struct pc_sync_msg m;
+	int fd;
+
+	/* The leader is gone (its pidfd said so): whatever it sent is queued.
+	 * Without a sync 4 record it was killed before its job ended. */
+	*job_status = SIGKILL;
+	*from_init = false;
+	fcntl(sb->sync_fd, F_SETFL, O_NONBLOCK);
+	while (recv_rec(sb->sync_fd, &m, &fd) > 0) {
+		if (fd >= 0)
+			close(fd);
+		if (m.type == PC_SYNC_EXIT) { /* sync 4 */
+			*job_status = m.status;
+			*from_init = true;
+		}
+	}
+	return 0;
+}
+
+void pc_zygote_retire(struct pc_zygote *z)
+{
+	cleanup_closep(&z->sb.sync_fd);
+	z->sb.sync_fd = -1;
+}
+
+void pc_zygote_stop(struct pc_zygote *z)
+{
+	pc_zygote_retire(z);
+	pc_sandbox_destroy(&z->sb);
+	pc_lease_release(&z->lease);
+}
