@@ -370,7 +370,7 @@ static int check_consistent(struct pc_policy *p, struct pc_error *err)
 
 int pc_policy_load(struct pc_policy *p, const char *path, const char *system_config, struct pc_error *err)
 {
-	int r;
+	int r = 0;
 
 	set_builtin(p);
 	/* The system config sits below the policy: it may only set limit
@@ -399,10 +399,14 @@ int pc_policy_load(struct pc_policy *p, const char *path, const char *system_con
 	}
 	if (path) {
 		snprintf(p->path, sizeof(p->path), "%s", path);
-		if ((r = load_layer(p, path, 0, err)) < 0)
-			return r;
+		r = load_layer(p, path, 0, err);
 	}
-	return check_consistent(p, err);
+	if (r >= 0)
+		r = check_consistent(p, err);
+	/* A refused policy owns nothing: callers only free a loaded one. */
+	if (r < 0)
+		pc_policy_free(p);
+	return r;
 }
 
 void pc_policy_free(struct pc_policy *p)

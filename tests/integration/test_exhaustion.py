@@ -219,3 +219,30 @@ def test_report_with_invalid_utf8_is_result_invalid(iso, report):
         return
     assert res.code == "RESULT_INVALID", res
     assert res.json["result"] is None
+
+
+def test_refused_policy_leaks_nothing(tmp_path):
+    """Regression (policy.c, found by the ASan lane through `pycell audit`): a
+    policy refused after its "python" section was read (here: a default above
+    its max) leaked that section, because callers only free a loaded policy.
+    Checked with LeakSanitizer on the ASan binary, else with valgrind."""
+    import os
+    import shutil
+    import subprocess
+    from conftest import PYCELL
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "bad", "python": {"checks": True, "allowed_imports": ["json"]},
+                               "limits": {"wall_ms": {"default": 9, "max": 1}}}))
+    cmd = [PYCELL, "policy", "show", "--policy", str(bad)]
+    if "/asan/" in PYCELL:
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:exitcode=86")
+    elif shutil.which("valgrind"):
+        cmd = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+               "--error-exitcode=86", *cmd]
+        env = None
+    else:
+        pytest.skip("needs the ASan binary or valgrind")
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert "default 9 is above max 1" in p.stderr
+    assert "LeakSanitizer" not in p.stderr and "definitely lost" not in p.stderr, p.stderr

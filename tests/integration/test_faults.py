@@ -90,13 +90,12 @@ def check_document(rc, out, err, sig, delivered, phase):
     text = out.decode("utf-8")  # strict: never cut inside a character
     assert text.endswith("\n") and text.count("\n") == 1, f"not one line: {text[-200:]!r}"
     doc = json.loads(text)  # complete
-    assert rc in (0, 1, 125), (rc, err[-1000:])
+    # the signal may also land after the document was written, before exit
+    assert rc in (0, 1, 125) or (delivered and rc == -sig), (rc, err[-1000:])
     if rc == 125:
         assert doc["error"]["code"] == "INTERNAL_ERROR"
         if doc["error"]["details"].get("reason") == "interrupted":
             assert doc["error"]["details"]["signal"] == int(sig) and sig != signal.SIGKILL
-    if sig == signal.SIGKILL and delivered and rc == -signal.SIGKILL:
-        pytest.fail("a SIGKILLed pycell printed something")  # (it cannot, but be sure)
     return doc
 
 
@@ -200,3 +199,18 @@ def test_document_goes_into_the_pipe_in_one_piece(iso):
     p.stdout.close(), p.stderr.close()
     assert rc == 0 and 800_000 < len(out) < 1024 * 1024
     assert json.loads(out)["status"] == "ok"
+
+
+@pytest.mark.skipif("/asan/" in PYCELL, reason="valgrind cannot run an ASan binary")
+def test_valgrind_check():
+    """tools/valgrind-check: the host-side binary under memcheck, no invalid
+    accesses and no leaks (see the tool for what valgrind can and cannot run)."""
+    import shutil
+    from conftest import MUST_WORK, REPO
+    if not shutil.which("valgrind"):
+        if MUST_WORK:
+            pytest.fail("valgrind missing (tools/install-deps)")
+        pytest.skip("valgrind missing")
+    p = subprocess.run([str(REPO / "tools" / "valgrind-check"), PYCELL], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "no invalid accesses, no leaks" in p.stdout
