@@ -10,10 +10,14 @@
  * as BPF once (PC_WARM_SECCOMP) and every job process loads it.
  *
  * Per job the supervisor sends PC_WARM_JOB with the job's descriptors; the
- * zygote's leader answers on the job's own sync socket with its pidfd
- * (PC_WARM_HELLO), which gives the supervisor the leader's host pid for the
+ * job process (pid 2 of the leader's namespaces) answers on the job's own
+ * sync socket with its pidfd
+ * (PC_WARM_HELLO), which gives the supervisor its host pid for the
  * cgroup v1 attach before anything of the job runs, and a pidfd that
- * pc_pump() polls and pc_sandbox_kill() signals exactly as for cold mode. */
+ * pc_pump() polls and pc_sandbox_kill() signals exactly as for cold mode:
+ * it is the job process's own (pid 2), so the job ends when that process
+ * does, and the leader takes the rest down; the namespaces' teardown is
+ * off the job's critical path. */
 #define _GNU_SOURCE
 #include "zygote.h"
 
@@ -355,12 +359,12 @@ int pc_zygote_reap(struct pc_sandbox *sb, int *job_status, bool *from_init)
 	struct pc_sync_msg m;
 	int fd;
 
-	/* The leader is gone (its pidfd said so): whatever it sent is queued.
-	 * Without a sync 4 record it was killed before its job ended. */
+	/* The job process is gone (its pidfd said so); its leader kills and
+	 * reaps the rest, then sends sync 4 (blocking, SO_RCVTIMEO bounds it).
+	 * Without that record the leader itself was killed. */
 	*job_status = SIGKILL;
 	*from_init = false;
-	fcntl(sb->sync_fd, F_SETFL, O_NONBLOCK);
-	while (recv_rec(sb->sync_fd, &m, &fd) > 0) {
+	while (!*from_init && recv_rec(sb->sync_fd, &m, &fd) > 0) {
 		if (fd >= 0)
 			close(fd);
 		if (m.type == PC_SYNC_EXIT) { /* sync 4 */

@@ -25,12 +25,12 @@ void pc_zygote_init(struct pc_zygote *z);
 int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const struct pc_paths *paths,
 		    const char *rootfs, struct pc_error *err);
 /* pc_sandbox_start's warm twin: asks the zygote for a job leader, attaches
- * it to cfg->cgroup, returns once the job process runs. sb->pid stays -1
- * (the leader is the zygote's child); sb->pidfd is the leader's. Sets
+ * the job process to cfg->cgroup, returns once it runs. sb->pid stays -1
+ * (not our child); sb->pidfd is the job process's. Sets
  * z->broken when the zygote did not answer as it should. */
 int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg, struct pc_sandbox *sb,
 			struct pc_error *err);
-/* pc_sandbox_reap's warm twin, once sb->pidfd reported the leader gone. */
+/* pc_sandbox_reap's warm twin, once sb->pidfd reported the job process gone. */
 int pc_zygote_reap(struct pc_sandbox *sb, int *job_status, bool *from_init);
 /* Closes the control socket: the zygote exits once its jobs have. */
 void pc_zygote_retire(struct pc_zygote *z);

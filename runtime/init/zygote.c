@@ -14,19 +14,21 @@
  *           job code: it only reads fixed-size records and clone3()s.
  *   leader  per job: clone3(NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS) of the
  *           zygote, so pid 1 of the job's own namespaces; plain C, never
- *           touches Python. Sends its pidfd (the supervisor attaches it to
- *           the job's cgroup), waits for GO, mounts a fresh tmpfs workdir,
- *           /tmp, /dev/shm and a proc of its pid namespace, brings lo up,
- *           places the job's fds, forks the job, drops its own capabilities
- *           and reaps, like cold pycell-init.
- *   job     pid 2: drops every capability (bounding, ambient, securebits
- *           locked), no_new_privs, gets a fresh audit-hook word, loads the
- *           policy seccomp filter (listener to the supervisor) and returns
- *           into Python, which runs the shim's main() on fds 3 and 4.
+ *           touches Python. Mounts a fresh tmpfs workdir, /tmp, /dev/shm and
+ *           a proc of its pid namespace, brings lo up, places the job's fds,
+ *           forks the job, closes the job's streams, drops its own
+ *           capabilities and reaps like cold pycell-init; when the job
+ *           process ends it kills and reaps the rest, then reports.
+ *   job     pid 2: sends its own pidfd (the supervisor attaches it to the
+ *           job's cgroup and watches it as the job's life), waits for GO,
+ *           drops every capability (bounding, ambient, securebits locked),
+ *           no_new_privs, gets a fresh audit-hook word, loads the policy
+ *           seccomp filter (listener to the supervisor) and returns into
+ *           Python, which runs the shim's main() on fds 3 and 4.
  *
  * Sync points (sandbox.c numbering; the job's own sync socket):
- *   sync W  leader -> supervisor  PC_WARM_HELLO + pidfd
- *   sync 1  supervisor -> leader  PC_SYNC_GO: the cgroup is attached
+ *   sync W  job -> supervisor     PC_WARM_HELLO + its pidfd
+ *   sync 1  supervisor -> job     PC_SYNC_GO: the cgroup is attached
  *   sync 2  leader/job -> super.  PC_SYNC_ERROR
  *   sync 5  job -> supervisor     PC_SYNC_SECCOMP_FD
  *   sync 3  leader -> supervisor  PC_SYNC_EXEC_OK (also the zygote's "ready")
@@ -126,6 +128,25 @@ static int drop_caps(void)
 	return 0;
 }
 
+static void leader_wait_go(int sync_fd)
+{
+	struct pc_sync_msg m;
+	ssize_t n;
+	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+
+	if (pidfd < 0)
+		leader_fail(sync_fd, "pidfd_open", errno);
+	/* sync W */
+	send_rec(sync_fd, PC_WARM_HELLO, 0, 0, NULL, pidfd);
+	close(pidfd);
+	/* sync 1 */
+	do
+		n = recv(sync_fd, &m, sizeof(m), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != sizeof(m) || m.type != PC_SYNC_GO)
+		_exit(125); /* the supervisor gave up on this job */
+}
+
 /* pid 2: the last steps before Python runs the job. Returns only on
  * success; status_w gets a record (pid 1 reports it) otherwise. */
 static void job_setup(int status_w)
@@ -133,6 +154,12 @@ static void job_setup(int status_w)
 	int r, listener;
 
 	sigprocmask(SIG_SETMASK, &(sigset_t){ { 0 } }, NULL);
+	leader_wait_go(PC_FD_SYNC);
+	/* A cgroup namespace rooted at the job's group, now that we are in it. */
+	if (unshare(CLONE_NEWCGROUP) < 0) {
+		pc_init_report(status_w, errno, "warm job: unshare cgroup namespace");
+		_exit(125);
+	}
 	if ((r = drop_caps()) < 0) {
 		pc_init_report(status_w, -r, "warm job: drop capabilities");
 		_exit(125);
@@ -258,25 +285,6 @@ static void leader_fds(int *fds)
 	lseek(PC_FD_BOOTSTRAP, 0, SEEK_SET);
 }
 
-static void leader_wait_go(int sync_fd)
-{
-	struct pc_sync_msg m;
-	ssize_t n;
-	int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-
-	if (pidfd < 0)
-		leader_fail(sync_fd, "pidfd_open", errno);
-	/* sync W */
-	send_rec(sync_fd, PC_WARM_HELLO, 0, 0, NULL, pidfd);
-	close(pidfd);
-	/* sync 1 */
-	do
-		n = recv(sync_fd, &m, sizeof(m), 0);
-	while (n < 0 && errno == EINTR);
-	if (n != sizeof(m) || m.type != PC_SYNC_GO)
-		_exit(125); /* the supervisor gave up on this job */
-}
-
 /* pid 1 of the job's namespaces. Returns only in the job process. */
 static void leader_main(const struct pc_warm_req *q, int *fds)
 {
@@ -286,10 +294,6 @@ static void leader_main(const struct pc_warm_req *q, int *fds)
 	pid_t job;
 
 	signal(SIGCHLD, SIG_DFL); /* the zygote ignores it; we reap */
-	leader_wait_go(sync_fd);
-	/* A cgroup namespace rooted at the job's group, now that we are in it. */
-	if (unshare(CLONE_NEWCGROUP) < 0)
-		leader_fail(sync_fd, "unshare cgroup namespace", errno);
 	if (setsid() < 0)
 		leader_fail(sync_fd, "setsid", errno);
 	leader_mounts(sync_fd, q);
@@ -312,6 +316,10 @@ static void leader_main(const struct pc_warm_req *q, int *fds)
 		return;
 	}
 	close(pfd[1]);
+	/* Only the job holds its streams: they reach EOF when its last
+	 * process is gone, without waiting for this namespace to go. */
+	for (int fd = 0; fd < PC_FD_SYNC; fd++)
+		close(fd);
 	if (drop_caps() < 0)
 		leader_fail(PC_FD_SYNC, "drop capabilities", errno);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -336,7 +344,10 @@ static void leader_main(const struct pc_warm_req *q, int *fds)
 			break;
 		if (p == job) {
 			status = s;
-			break;
+			/* The job's life is its process's (as cold): the rest
+			 * goes with it, and is reaped before sync 4 so the
+			 * supervisor finds the job's cgroup empty. */
+			kill(-1, SIGKILL);
 		}
 	}
 	/* sync 4 */
