@@ -191,10 +191,24 @@ static int run_one(struct server *s, struct pc_zygote *z, int fd, const char *bu
 	return z->broken ? HANDLER_ZYGOTE_BROKEN : 0;
 }
 
+/* The server's state when this handler was forked: enough for probes
+ * and for tests that watch zygotes being replaced. */
+static void health(const struct server *s, char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "{\"status\": \"ok\", \"pool\": %d, \"policy\": \"%s\", "
+					      "\"served\": %lu, \"replaced\": %lu, \"zygotes\": [",
+				    s->pool, s->c.policy.name, s->served, s->replaced);
+
+	for (int i = 0; i < s->pool && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%d", i ? ", " : "", (int)s->z[i].sb.pid);
+	if (n < len)
+		snprintf(buf + n, len - n, "]}");
+}
+
 static int __attribute__((noreturn)) handle(struct server *s, struct pc_zygote *z, int fd)
 {
 	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-	char method[16], target[256], body_hint[160];
+	char method[16], target[256], body_hint[512];
 	_cleanup_free_ char *body = NULL;
 	size_t len = 0;
 	int st, code = 0;
@@ -207,8 +221,7 @@ static int __attribute__((noreturn)) handle(struct server *s, struct pc_zygote *
 						      : st == 501 ? "chunked bodies are not supported: send Content-Length"
 						      : st == 408 ? "request not received in time" : "malformed request");
 	} else if (strcmp(target, "/health") == 0 || strcmp(target, "/v1/health") == 0) {
-		snprintf(body_hint, sizeof(body_hint), "{\"status\": \"ok\", \"pool\": %d, \"policy\": \"%s\"}",
-			 s->pool, s->c.policy.name);
+		health(s, body_hint, sizeof(body_hint));
 		if (strcmp(method, "GET") == 0)
 			respond(fd, 200, NULL, body_hint);
 		else
