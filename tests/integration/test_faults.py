@@ -7,9 +7,10 @@ After every run, with `pycell gc` where a SIGKILL left a job group or a lease
 behind, nothing may be left: job cgroups under the test's private parent,
 uid leases, processes (anything running with a uid from the test's lease
 range: every process of the sandbox has one), host mounts
-(/proc/self/mountinfo as before), temp dirs (/tmp, /dev/shm, /run entries
-named pycell*). And the result is never half-written: stdout is either one
-complete JSON document (exit 0, 1 or 125) or empty with a non-zero exit.
+(/proc/self/mountinfo as before), temp dirs (anything in pycell's private
+TMPDIR; /dev/shm and /run entries named pycell*). And the result is never
+half-written: stdout is either one complete JSON document or empty with a
+non-zero exit.
 
 test_cleanup.py has the single, deterministic versions (a signal while the
 job sleeps; SIGKILL then gc); this file is the randomized sweep."""
@@ -53,9 +54,11 @@ def mountinfo():
         return set(line.split(" ", 1)[1] for line in f)  # without the (reused) mount id
 
 
-def temp_entries():
-    found = set()
-    for d in ("/tmp", "/dev/shm", "/run"):
+def temp_entries(iso):
+    # pycell runs with TMPDIR set to a private directory (a concurrent test
+    # run's /tmp/pycell-* would be noise): anything there is pycell's
+    found = {str(p) for p in Path(iso.env["TMPDIR"]).iterdir()}
+    for d in ("/dev/shm", "/run"):
         try:
             found |= {f"{d}/{n}" for n in os.listdir(d) if n.lower().startswith("pycell")}
         except OSError:
@@ -112,14 +115,16 @@ def leftovers(iso, mounts, temps):
         found.append(f"leases {iso.leases()}")
     if mountinfo() != mounts:
         found.append(f"mounts {sorted(mountinfo() ^ mounts)[:5]}")
-    if temp_entries() != temps:
-        found.append(f"temp dirs {sorted(temp_entries() ^ temps)}")
+    if temp_entries(iso) != temps:
+        found.append(f"temp dirs {sorted(temp_entries(iso) ^ temps)}")
     return found
 
 
 @pytest.fixture(scope="module")
 def iso(tmp_path_factory):
     i = Isolated(tmp_path_factory.mktemp("faults"))
+    tmp = tmp_path_factory.mktemp("faults-tmpdir")
+    i.env["TMPDIR"] = str(tmp)
     yield i
     i.cleanup()
 
@@ -139,7 +144,7 @@ def plan():
 
 
 def test_random_faults_leave_nothing_and_no_half_results(iso, request):
-    mounts, temps = mountinfo(), temp_entries()
+    mounts, temps = mountinfo(), temp_entries(iso)
     outcomes = {}
     t0 = time.monotonic()
     for n, phase, sig, delay in plan():
