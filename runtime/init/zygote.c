@@ -45,6 +45,7 @@
 #include <linux/securebits.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -203,8 +204,6 @@ static void leader_mounts(int sync_fd, const struct pc_warm_req *q)
 		leader_fail(sync_fd, "mount tmpfs on '/tmp'", errno);
 	if (mount_tmpfs("/dev/shm", "mode=1777", q) < 0)
 		leader_fail(sync_fd, "mount tmpfs on '/dev/shm'", errno);
-	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0)
-		leader_fail(sync_fd, "mount proc (subset=pid)", errno);
 	if (chdir("/workspace") < 0)
 		leader_fail(sync_fd, "chdir /workspace", errno);
 }
@@ -225,6 +224,17 @@ static void leader_net(int sync_fd)
 	close(s);
 	if (sethostname("pycell", 6) < 0)
 		leader_fail(sync_fd, "sethostname", errno);
+}
+
+/* What does not depend on the job: done ahead by a spare leader. */
+static void leader_prepare(int sync_fd)
+{
+	signal(SIGCHLD, SIG_DFL); /* the zygote ignores it; we reap */
+	if (setsid() < 0)
+		leader_fail(sync_fd, "setsid", errno);
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0)
+		leader_fail(sync_fd, "mount proc (subset=pid)", errno);
+	leader_net(sync_fd);
 }
 
 /* The job's files: {u32 name_len, u32 data_len, name, data}..., names
@@ -286,18 +296,16 @@ static void leader_fds(int *fds)
 }
 
 /* pid 1 of the job's namespaces. Returns only in the job process. */
-static void leader_main(const struct pc_warm_req *q, int *fds)
+static void leader_main(const struct pc_warm_req *q, int *fds, bool prepared)
 {
 	struct pc_init_status st;
 	int sync_fd = fds[PC_WARM_FD_SYNC], pfd[2], status = 0;
 	ssize_t n;
 	pid_t job;
 
-	signal(SIGCHLD, SIG_DFL); /* the zygote ignores it; we reap */
-	if (setsid() < 0)
-		leader_fail(sync_fd, "setsid", errno);
+	if (!prepared)
+		leader_prepare(sync_fd);
 	leader_mounts(sync_fd, q);
-	leader_net(sync_fd);
 	leader_files(sync_fd, fds[PC_WARM_FD_FILES]);
 	for (uint32_t i = 0; i < q->n_rlimits && i < PC_WARM_MAX_RLIMITS; i++) {
 		struct rlimit rl = { (rlim_t)q->rl[i].cur, (rlim_t)q->rl[i].max };
@@ -355,6 +363,8 @@ static void leader_main(const struct pc_warm_req *q, int *fds)
 	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
+static int recv_req(int sock, struct pc_warm_req *q, int *fds, int *nfds);
+
 /* Returns 1 in the job process, 0 in the zygote. */
 static int spawn_leader(const struct pc_warm_req *q, int *fds)
 {
@@ -364,7 +374,7 @@ static int spawn_leader(const struct pc_warm_req *q, int *fds)
 	PyOS_BeforeFork();
 	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
 	if (pid == 0) {
-		leader_main(q, fds);
+		leader_main(q, fds, false);
 		PyOS_AfterFork_Child();
 		return 1;
 	}
@@ -387,7 +397,7 @@ static void load_policy_filter(int fd)
 	}
 }
 
-static int recv_req(struct pc_warm_req *q, int *fds, int *nfds)
+static int recv_req(int sock, struct pc_warm_req *q, int *fds, int *nfds)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_NFDS)];
@@ -396,7 +406,7 @@ static int recv_req(struct pc_warm_req *q, int *fds, int *nfds)
 	struct iovec iov = { .iov_base = q, .iov_len = sizeof(*q) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
 	struct cmsghdr *c;
-	ssize_t n = recvmsg(PC_FD_SYNC, &mh, MSG_CMSG_CLOEXEC);
+	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 
 	*nfds = 0;
 	if (n <= 0)
@@ -419,6 +429,74 @@ static int recv_req(struct pc_warm_req *q, int *fds, int *nfds)
 	return 1;
 }
 
+/* The zygote's end of its spare leader's channel; -1: none. */
+static int spare_fd = -1;
+
+/* A spare leader: a job's namespaces made, proc mounted and lo up ahead of
+ * the job (clone3 with five new namespaces is most of a leader's cost),
+ * waiting for the request the zygote forwards to it. Returns 1 in the job
+ * process, 0 in the zygote. */
+static int spawn_spare(void)
+{
+	struct clone_args a = { .flags = NS_FLAGS, .exit_signal = SIGCHLD };
+	struct pc_warm_req q;
+	int sp[2], fds[PC_WARM_NFDS], nfds;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return 0;
+	PyOS_BeforeFork();
+	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	if (pid == 0) {
+		close(sp[0]);
+		close(PC_FD_SYNC); /* the zygote's control socket is not ours */
+		leader_prepare(-1);
+		/* EOF: the zygote retired, or replaced us; a failure above made
+		 * the zygote fall back to spawn_leader, which reports it. */
+		if (recv_req(sp[1], &q, fds, &nfds) <= 0 || q.type != PC_WARM_JOB || nfds != PC_WARM_NFDS)
+			_exit(0);
+		close(sp[1]);
+		leader_main(&q, fds, true);
+		PyOS_AfterFork_Child();
+		return 1;
+	}
+	PyOS_AfterFork_Parent();
+	close(sp[1]);
+	if (pid < 0)
+		close(sp[0]);
+	else
+		spare_fd = sp[0];
+	return 0;
+}
+
+/* Hands the request and its descriptors to the spare; false when there is
+ * none or it is gone. */
+static bool forward_to_spare(const struct pc_warm_req *q, const int *fds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_NFDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = (void *)q, .iov_len = sizeof(*q) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	ssize_t n;
+
+	if (spare_fd < 0)
+		return false;
+	memset(u.buf, 0, sizeof(u.buf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * PC_WARM_NFDS);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * PC_WARM_NFDS);
+	do
+		n = sendmsg(spare_fd, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	close(spare_fd);
+	spare_fd = -1;
+	return n == (ssize_t)sizeof(*q);
+}
+
 static PyObject *zy_serve(PyObject *self, PyObject *unused)
 {
 	(void)self, (void)unused;
@@ -426,9 +504,11 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 	signal(SIGCHLD, SIG_IGN);
 	/* sync 3: the zygote is ready */
 	send_rec(PC_FD_SYNC, PC_SYNC_EXEC_OK, 0, 0, NULL, -1);
+	if (spawn_spare())
+		Py_RETURN_TRUE;
 	for (;;) {
 		struct pc_warm_req q;
-		int fds[PC_WARM_NFDS], nfds, r = recv_req(&q, fds, &nfds);
+		int fds[PC_WARM_NFDS], nfds, r = recv_req(PC_FD_SYNC, &q, fds, &nfds);
 
 		if (r == -EINTR)
 			continue;
@@ -436,11 +516,17 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 			break; /* EOF: retired */
 		if (q.type == PC_WARM_SECCOMP && nfds == 1)
 			load_policy_filter(fds[0]);
-		else if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && spawn_leader(&q, fds))
+		else if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && !forward_to_spare(&q, fds) &&
+			 spawn_leader(&q, fds))
 			Py_RETURN_TRUE;
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
+		/* The next job's spare, made while this one runs. */
+		if (q.type == PC_WARM_JOB && spawn_spare())
+			Py_RETURN_TRUE;
 	}
+	if (spare_fd >= 0)
+		close(spare_fd); /* the spare sees EOF and exits */
 	/* Retired: jobs in flight finish first (our exit as pid 1 would take
 	 * their namespaces down). */
 	while (wait(NULL) > 0 || errno == EINTR)

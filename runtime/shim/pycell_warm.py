@@ -38,6 +38,11 @@ def _preimport():
 
 
 _preimport()
+# Everything the zygote made so far goes to the permanent generation: the
+# collector in a job never walks (and so never copy-on-write faults) it.
+import gc  # noqa: E402
+gc.collect()
+gc.freeze()
 try:
     os.close(4)  # the zygote reports nothing on a result pipe
 except OSError:
