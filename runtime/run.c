@@ -200,7 +200,8 @@ int pc_run_job(struct pc_run *r)
 	pc_run_trace(r, "execute", ret == 0, t0);
 	pc_sandbox_destroy(&sb);
 	pc_resources_collect(&r->rc);
-	pc_resources_release(&r->rc);
+	if (!r->defer_release)
+		pc_resources_release(&r->rc);
 	pc_seccomp_free(&sc);
 	return ret;
 

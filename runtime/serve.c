@@ -152,12 +152,28 @@ static int read_request(int fd, size_t max_body, char *method, char *target, cha
 	return 0;
 }
 
+/* Audit first (it reads the document), then answer; consumes res. */
+static void answer(struct server *s, int fd, int status, json_object *res, const struct pc_job *job)
+{
+	struct pc_error aerr = { 0 };
+
+	if (res && pc_audit_append(&s->c.policy, res, job->code, job->code_len, &aerr) < 0)
+		fprintf(stderr, "pycell serve: warning: audit log: %s\n", aerr.msg);
+	if (res)
+		respond(fd, status, NULL,
+			json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	else
+		respond_error(fd, 500, "cannot build the result");
+	json_object_put(res);
+	/* The caller may close now: the connection carries nothing more. */
+	shutdown(fd, SHUT_WR);
+}
+
 static int run_one(struct server *s, struct pc_zygote *z, int fd, const char *buf, size_t len)
 {
 	struct pc_job job = { 0 };
 	struct pc_job_error je = { 0 };
 	struct pc_trace pre[1];
-	struct pc_error aerr = { 0 };
 	long long t0 = now_ns();
 	json_object *res;
 	int status = 200, exit_status;
@@ -170,23 +186,21 @@ static int run_one(struct server *s, struct pc_zygote *z, int fd, const char *bu
 		status = 400;
 	} else {
 		struct pc_run r = { .job = &job, .policy = &s->c.policy, .paths = &s->c.paths, .rootfs = s->c.rootfs,
-				    .zygote = z };
+				    .zygote = z, .defer_release = true };
 		r.trace[r.n_trace++] = (struct pc_trace){ "validate", true, (double)(now_ns() - t0) / 1e6 };
 		if (pc_run_job(&r) < 0)
 			r.setup_failed = true;
 		res = pc_result_build(&r, &exit_status);
 		if (exit_status == PC_EXIT_RUNTIME)
 			status = 500;
+		answer(s, fd, status, res, &job);
+		/* The job's cgroup goes after the caller has its answer. */
+		pc_resources_release(&r.rc);
 		pc_run_free(&r);
+		res = NULL;
 	}
-	if (res && pc_audit_append(&s->c.policy, res, job.code, job.code_len, &aerr) < 0)
-		fprintf(stderr, "pycell serve: warning: audit log: %s\n", aerr.msg);
-	if (res)
-		respond(fd, status, NULL,
-			json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	else
-		respond_error(fd, 500, "cannot build the result");
-	json_object_put(res);
+	if (status == 400)
+		answer(s, fd, status, res, &job);
 	pc_job_free(&job);
 	return z->broken ? HANDLER_ZYGOTE_BROKEN : 0;
 }
