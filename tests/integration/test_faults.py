@@ -10,7 +10,8 @@ range: every process of the sandbox has one), host mounts
 (/proc/self/mountinfo as before), temp dirs (anything in pycell's private
 TMPDIR; /dev/shm and /run entries named pycell*). And the result is never
 half-written: stdout is either one complete JSON document or empty with a
-non-zero exit.
+non-zero exit. (The one exception, documents larger than a pipe may be made
+without CAP_SYS_RESOURCE, is measured separately: see JOBS.)
 
 test_cleanup.py has the single, deterministic versions (a signal while the
 job sleeps; SIGKILL then gc); this file is the randomized sweep."""
