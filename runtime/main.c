@@ -23,6 +23,7 @@ static void usage(FILE *f)
 	      "  audit [--policy FILE] [--rootfs DIR] [--format text|json|markdown] [--baseline FILE]\n"
 	      "                                                     prove each isolation layer from inside a job\n"
 	      "  serve --socket PATH [--policy FILE] [--pool N]     warm mode: HTTP/1.1 API on a Unix socket\n"
+	      "  run --server SOCKET [JOB.json|-]                   run one job on a `pycell serve`\n"
 	      "  check                                              is this host ready to run jobs?\n"
 	      "  gc                                                 remove cgroups and uid leases a killed pycell left\n"
 	      "  help                                               this text\n"
@@ -38,6 +39,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return PC_EXIT_USAGE;
 	}
+	/* Warm mode's client form: the job goes to a `pycell serve`. */
+	if (strcmp(argv[1], "run") == 0 && argc >= 4 && argc <= 5 && strcmp(argv[2], "--server") == 0)
+		return pc_cmd_run_server(argv[3], argc == 5 ? argv[4] : NULL);
 	/* PYCELL_DEBUG_FDS=1: open fd counts on stderr (tests: no fd leaks). */
 	if (strcmp(argv[1], "run") == 0)
 		return pc_debug_fds("exit", pc_debug_fds("start", 0) + pc_cmd_run(argc - 1, argv + 1));

@@ -179,6 +179,20 @@ def test_http_errors(default):
         s.close()
 
 
+def test_run_server_client_form(default, tmp_path):
+    for job, rc, status in [({"code": "result = 6 * 7"}, 0, "ok"), ({"code": "1 / 0"}, 1, "error"),
+                            ({"code": "x", "nope": 1}, 2, "error")]:
+        path = tmp_path / "job.json"
+        path.write_text(json.dumps(job))
+        p = subprocess.run([PYCELL, "run", "--server", default.sock, str(path)], capture_output=True, text=True)
+        assert p.returncode == rc, p
+        doc = json.loads(p.stdout)
+        assert doc["status"] == status and doc["metrics" if rc != 2 else "id"] is not False
+    p = subprocess.run([PYCELL, "run", "--server", str(tmp_path / "none.sock"), "-"], input="{}",
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "cannot reach the server" in p.stderr
+
+
 def test_files_are_placed_in_a_fresh_workdir(default):
     status, doc = default.run({"code": "result = open('a.txt').read()", "files": {"a.txt": "hello"}})
     assert doc["result"] == "hello"
