@@ -3,7 +3,8 @@
  * the system config layered underneath it. The policy may "extends" a fixed
  * base.json in the same directory, so the merge path is reached too. Every
  * loaded policy must serialize (`pycell policy show`) to valid JSON with
- * each default at or below its max. pc_policy_load reads files, so the
+ * each default at or below its max, and a refused one must hold no memory
+ * (LeakSanitizer). pc_policy_load reads files, so the
  * bytes go to a private temp directory. */
 #include <stdint.h>
 #include <stdio.h>
@@ -84,10 +85,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		json_object_put(back);
 		json_object_put(j);
+		pc_policy_free(&p);
 	} else if (!err.msg[0]) {
 		abort(); /* a refusal must say why */
 	}
-	pc_policy_free(&p);
+	/* A refused policy owns nothing (pc_policy_load frees it): not freeing
+	 * it here lets LeakSanitizer check that on every refusal path. */
 	if (nul)
 		unlink(sys_path);
 	return 0;
