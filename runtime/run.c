@@ -167,11 +167,8 @@ int pc_run_job(struct pc_run *r)
 	}
 	cfg.seccomp = sc.enabled ? &sc : NULL;
 	r->seccomp_insns = r->zygote ? r->zygote->seccomp_insns : sc.enabled ? sc.prog.len : 0;
-	r->seccomp_cached = sc.cached;
-	if (r->zygote)
-		snprintf(r->landlock.note, sizeof(r->landlock.note), "not applied in warm mode (docs/warm.md)");
-	else
-		pc_landlock_prepare(&r->landlock);
+	r->seccomp_cached = r->zygote ? r->zygote->seccomp_cached : sc.cached;
+	pc_landlock_prepare(&r->landlock);
 	cfg.landlock = &r->landlock;
 	ret = r->zygote ? pc_zygote_start_job(r->zygote, &cfg, &sb, &r->setup_error)
 			: pc_sandbox_start(&cfg, &sb, &r->setup_error);

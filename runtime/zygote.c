@@ -126,6 +126,7 @@ static int send_policy_filter(struct pc_zygote *z, const struct pc_policy *pol, 
 		return pc_error_wrap(err, "seccomp");
 	if (sc.enabled) {
 		z->seccomp_insns = sc.prog.len;
+		z->seccomp_cached = sc.cached;
 		fd = memfd_of("pycell-seccomp", sc.prog.filter, sc.prog.len * sizeof(*sc.prog.filter), err);
 		if (fd >= 0 && (r = send_with_fds(z->sb.sync_fd, &q, &fd, 1)) < 0)
 			pc_error_set(err, -r, "hand the seccomp filter to the zygote");
@@ -322,6 +323,7 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 		q.rl[i].max = cfg->rlimits[i].lim.rlim_max;
 	}
 	q.n_rlimits = (uint32_t)i;
+	q.landlock_abi = cfg->landlock && cfg->landlock->enabled ? cfg->landlock->abi : 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return pc_error_set(err, errno, "socketpair");
 	sb->sync_fd = sp[0], child_sync = sp[1];

@@ -15,6 +15,7 @@ struct pc_zygote {
 	struct pc_sandbox sb; /* sb.sync_fd is the control socket */
 	struct pc_lease lease;
 	unsigned seccomp_insns;
+	bool seccomp_cached; /* its filter came from the BPF cache (once, at start) */
 	int jobs;    /* jobs dispatched to it */
 	bool broken; /* an anomaly: replace it */
 };

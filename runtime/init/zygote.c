@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "embed.h"
+#include "landlock.h"
 #include "sync.h"
 #include "zygote.h"
 #include "zygote_proto.h"
@@ -150,8 +151,10 @@ static void leader_wait_go(int sync_fd)
 
 /* pid 2: the last steps before Python runs the job. Returns only on
  * success; status_w gets a record (pid 1 reports it) otherwise. */
-static void job_setup(int status_w)
+static void job_setup(int status_w, int landlock_abi)
 {
+	struct pc_landlock ll = { .enabled = landlock_abi > 0, .abi = landlock_abi };
+	struct pc_error e = { 0 };
 	int r, listener;
 
 	sigprocmask(SIG_SETMASK, &(sigset_t){ { 0 } }, NULL);
@@ -166,6 +169,12 @@ static void job_setup(int status_w)
 		_exit(125);
 	}
 	pc_embed_fresh_trip_word();
+	/* The cold ruleset over this job's own fresh mounts (needs
+	 * no_new_privs, set by drop_caps). */
+	if (pc_landlock_setup_child(&ll, &e) < 0) {
+		pc_init_report(status_w, e.errnum, "warm job: %s", e.msg);
+		_exit(125);
+	}
 	if (policy_prog.len) {
 		listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
 					&policy_prog);
@@ -320,7 +329,7 @@ static void leader_main(const struct pc_warm_req *q, int *fds, bool prepared)
 		leader_fail(PC_FD_SYNC, "fork job process", errno);
 	if (job == 0) {
 		close(pfd[0]);
-		job_setup(pfd[1]);
+		job_setup(pfd[1], q->landlock_abi);
 		return;
 	}
 	close(pfd[1]);

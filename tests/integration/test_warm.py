@@ -230,10 +230,14 @@ try:
     socket.create_connection(('1.1.1.1', 53), timeout=1); out = 'reached'
 except OSError as e:
     out = type(e).__name__
+try:  # writable by the kernel's rules, fenced by Landlock (as cold: test_kernel_layers)
+    open('/proc/self/attr/current', 'w').write('x'); ll = 'written'
+except OSError as e:
+    ll = e.errno
 result = {'pid': os.getpid(), 'procs': procs, 'caps': caps, 'nnp': st['NoNewPrivs'].strip(),
           'seccomp': st['Seccomp'].strip(), 'filters': int(st['Seccomp_filters']), 'uid': os.getuid(),
           'host': socket.gethostname(), 'outside': out, 'cwd': os.getcwd(),
-          'cgroup': open('/proc/self/cgroup').read().strip()}
+          'cgroup': open('/proc/self/cgroup').read().strip(), 'landlock': ll}
 """
     status, doc = ablation.run({"code": code})
     r = doc["result"]
@@ -244,6 +248,12 @@ result = {'pid': os.getpid(), 'procs': procs, 'caps': caps, 'nnp': st['NoNewPriv
     assert r["uid"] == 1000 and r["host"] == "pycell"
     assert r["outside"] != "reached" and r["cwd"] == "/workspace"
     assert all(line.endswith(":/") for line in r["cgroup"].splitlines()), r["cgroup"]
+    cold = run_job({"code": "result = 1"}, "--policy", ABLATION).json
+    for layers in (doc["layers"], cold["layers"]):
+        layers["seccomp"].pop("cached")  # built once per zygote; cold runs hit the BPF cache
+    assert doc["layers"] == cold["layers"]
+    if doc["layers"]["landlock"]["applied"]:
+        assert r["landlock"] == 13  # EACCES
 
 
 @pytest.mark.parametrize("code", [

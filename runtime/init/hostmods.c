@@ -1,0 +1,7 @@
+/* Host-side modules pycell-init shares verbatim: the warm job process
+ * (zygote.c) enforces the same Landlock ruleset as a cold job's sandbox
+ * child (landlock.c), with the same error type. Both are plain syscalls,
+ * no allocation, no libraries. */
+#define _GNU_SOURCE
+#include "../error.c"
+#include "../landlock.c"
