@@ -59,6 +59,7 @@ struct server {
 	} h[MAX_HANDLERS];
 	int inflight, next;
 	unsigned long served, replaced;
+	struct stat policy_st, rootfs_st; /* what the zygotes were made from */
 };
 
 /* ------------------------------------------------------------- handler */
@@ -318,11 +319,57 @@ static void reap(struct server *s)
 	}
 }
 
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static void note_sources(struct server *s)
+{
+	memset(&s->policy_st, 0, sizeof(s->policy_st));
+	memset(&s->rootfs_st, 0, sizeof(s->rootfs_st));
+	if (s->c.policy.path[0])
+		stat(s->c.policy.path, &s->policy_st);
+	stat(s->c.rootfs, &s->rootfs_st);
+}
+
+/* The policy file or the rootfs directory changed since the zygotes were
+ * made: reload the policy and replace every zygote (in-flight jobs finish
+ * on the old ones). One stat each per job. A policy that no longer loads
+ * keeps the old one in force, and says so. */
+static void check_sources(struct server *s)
+{
+	struct pc_cli_common fresh = { .policy_arg = s->c.policy_arg, .rootfs_arg = s->c.rootfs_arg };
+	struct stat p = { 0 }, r = { 0 };
+	int i;
+
+	if (s->c.policy.path[0])
+		stat(s->c.policy.path, &p);
+	stat(s->c.rootfs, &r);
+	if (same_file(&p, &s->policy_st) && same_file(&r, &s->rootfs_st))
+		return;
+	if (pc_cli_setup(&fresh) != 0) {
+		fprintf(stderr, "pycell serve: the policy or rootfs changed but does not load; keeping the old one\n");
+		pc_cli_cleanup(&fresh);
+		note_sources(s);
+		return;
+	}
+	pc_cli_cleanup(&s->c);
+	s->c = fresh;
+	note_sources(s);
+	fprintf(stderr, "pycell serve: policy or rootfs changed: replacing %d zygote(s)\n", s->pool);
+	for (i = 0; i < s->pool; i++)
+		replace_zygote(s, i);
+}
+
 static void dispatch(struct server *s, int conn, int lfd, int sfd)
 {
-	int zi = s->next++ % s->pool, k;
+	int zi, k;
 	pid_t pid;
 
+	check_sources(s);
+	zi = s->next++ % s->pool;
 	if (s->inflight >= s->max_inflight || s->z[zi].broken) {
 		respond(conn, 503, "Retry-After: 1\r\n", "{\"error\": {\"code\": \"BUSY\", \"message\": \"all slots busy\"}}");
 		return;
@@ -453,6 +500,7 @@ int pc_cmd_serve(int argc, char **argv)
 		return rc;
 	for (i = 0; i < MAX_RETIRED; i++)
 		pc_zygote_init(&s.retired[i]);
+	note_sources(&s);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM), sigaddset(&mask, SIGINT), sigaddset(&mask, SIGHUP), sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);

@@ -136,6 +136,23 @@ static int send_policy_filter(struct pc_zygote *z, const struct pc_policy *pol, 
 	return r;
 }
 
+/* A zygote that died starting up: its last words (a Python traceback from
+ * pycell_warm.py) go into the error. */
+static void zygote_stderr(struct pc_zygote *z, struct pc_error *err)
+{
+	char buf[256];
+	ssize_t n;
+
+	if (z->sb.err_fd < 0)
+		return;
+	fcntl(z->sb.err_fd, F_SETFL, O_NONBLOCK);
+	n = read(z->sb.err_fd, buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = '\0';
+		pc_error_wrap(err, "zygote said '%s'", buf);
+	}
+}
+
 int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const struct pc_paths *paths,
 		    const char *rootfs, struct pc_error *err)
 {
@@ -176,11 +193,16 @@ int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const stru
 	cfg.rlimits = &no_core, cfg.n_rlimits = 1;
 	cfg.zygote = true;
 	if ((r = pc_sandbox_start(&cfg, &z->sb, err)) < 0) {
+		zygote_stderr(z, err);
 		pc_error_wrap(err, "start zygote");
 		goto out;
 	}
-	cleanup_closep(&z->sb.result_fd);
-	z->sb.result_fd = -1;
+	/* Nothing the zygote prints after this is read: close the pipes so it
+	 * can never block on them (Python ignores SIGPIPE: EPIPE). Its jobs
+	 * get their own. */
+	cleanup_closep(&z->sb.out_fd), z->sb.out_fd = -1;
+	cleanup_closep(&z->sb.err_fd), z->sb.err_fd = -1;
+	cleanup_closep(&z->sb.result_fd), z->sb.result_fd = -1;
 	r = send_policy_filter(z, pol, err);
 out:
 	pc_image_close(&img);

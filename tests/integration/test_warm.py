@@ -356,3 +356,39 @@ def test_sigterm_finishes_the_job_in_flight():
     t.join()
     s.stop()
     assert out["doc"]["result"] == "done"
+
+
+@pytest.mark.parametrize("code,expected", [
+    # a fork bomb meets the job's pids cap, the pool survives
+    ("import os\nfor _ in range(200):\n    os.fork()", "PIDS_LIMIT"),
+    # the job kills itself
+    ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", None),
+])
+def test_a_job_that_dies_badly_does_not_take_the_pool_down(ablation, code, expected):
+    status, doc = ablation.run({"code": code, "limits": {"wall_ms": 3000}})
+    cold = run_job({"code": code, "limits": {"wall_ms": 3000}}, "--policy", ABLATION).json
+    assert doc["status"] == "error"
+    assert doc["error"]["code"] == cold["error"]["code"]
+    if expected:
+        assert doc["error"]["code"] == expected
+    else:
+        assert doc["signal"] == cold["signal"] == 9
+    assert ablation.run({"code": "result = 1"})[1]["result"] == 1
+
+
+def test_policy_change_replaces_the_zygotes(tmp_path):
+    policy = tmp_path / "p.json"
+    base = {"name": "warm-test", "extends": str(REPO / "policy" / "default.json")}
+    policy.write_text(json.dumps(dict(base, python={"checks": False})))
+    s = WarmServer("--policy", str(policy), "--pool", "2")
+    try:
+        assert s.run({"code": "import os\nresult = os.getpid()"})[1]["result"] == 2
+        before = s.health()
+        policy.write_text(json.dumps(dict(base, python={"checks": True})))
+        status, doc = s.run({"code": "import os\nresult = os.getpid()"})
+        assert doc["error"]["code"] == "SECURITY_ERROR"
+        after = s.health()
+        assert after["replaced"] >= before["replaced"] + 2
+        assert set(after["zygotes"]).isdisjoint(before["zygotes"])
+    finally:
+        s.stop()
