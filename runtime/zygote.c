@@ -339,12 +339,18 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 
 	if (z->sb.sync_fd < 0)
 		return z->broken = true, pc_error_set(err, EPIPE, "no zygote");
-	for (i = 0; i < cfg->n_rlimits && i < PC_WARM_MAX_RLIMITS; i++) {
-		q.rl[i].resource = cfg->rlimits[i].resource;
-		q.rl[i].cur = cfg->rlimits[i].lim.rlim_cur;
-		q.rl[i].max = cfg->rlimits[i].lim.rlim_max;
+	for (i = 0; i < cfg->n_rlimits && q.n_rlimits < PC_WARM_MAX_RLIMITS; i++) {
+		/* RLIMIT_NPROC counts per uid per user namespace, and all the
+		 * zygote's jobs share both: one job's fork bomb would fail the
+		 * forks of the others. Where the pids cgroup bounds each job,
+		 * it alone does; without one, the shared count is the bound. */
+		if (cfg->rlimits[i].resource == RLIMIT_NPROC && cfg->cgroup)
+			continue;
+		q.rl[q.n_rlimits].resource = cfg->rlimits[i].resource;
+		q.rl[q.n_rlimits].cur = cfg->rlimits[i].lim.rlim_cur;
+		q.rl[q.n_rlimits].max = cfg->rlimits[i].lim.rlim_max;
+		q.n_rlimits++;
 	}
-	q.n_rlimits = (uint32_t)i;
 	q.landlock_abi = cfg->landlock && cfg->landlock->enabled ? cfg->landlock->abi : 0;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return pc_error_set(err, errno, "socketpair");

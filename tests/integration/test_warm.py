@@ -392,3 +392,28 @@ def test_policy_change_replaces_the_zygotes(tmp_path):
         assert set(after["zygotes"]).isdisjoint(before["zygotes"])
     finally:
         s.stop()
+
+
+def test_a_fork_bomb_does_not_starve_a_concurrent_job(ablation):
+    # each bomb holds its whole pids cap while the honest job forks
+    bomb = ("import os, time\nfor _ in range(200):\n    try:\n        if os.fork() == 0:\n"
+            "            time.sleep(2)\n            os._exit(0)\n    except OSError:\n        break\ntime.sleep(1.5)")
+    honest = ("import os, time\ntime.sleep(0.4)\nkids = []\nfor _ in range(20):\n    p = os.fork()\n"
+              "    if p == 0:\n        os._exit(0)\n    kids.append(p)\nfor p in kids:\n    os.waitpid(p, 0)\n"
+              "result = len(kids)")
+    out = {}
+
+    def go(name, code):
+        out[name] = ablation.run({"code": code, "limits": {"wall_ms": 4000}})[1]
+
+    ts = [threading.Thread(target=go, args=(n, c)) for n, c in
+          (("bomb1", bomb), ("bomb2", bomb), ("honest", honest))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert out["honest"]["status"] == "ok" and out["honest"]["result"] == 20, out["honest"]["error"]
+    # a bomb that handles its EAGAIN ends ok, as it does cold
+    cold = run_job({"code": bomb, "limits": {"wall_ms": 4000}}, "--policy", ABLATION).json
+    for b in ("bomb1", "bomb2"):
+        assert out[b]["status"] == cold["status"] and out[b]["error"] == cold["error"]
