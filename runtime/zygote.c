@@ -309,10 +309,13 @@ static int leader_ready(struct pc_zygote *z, struct pc_sandbox *sb, struct pc_er
 	for (;;) {
 		int fd, r = recv_rec(sb->sync_fd, &m, &fd);
 
-		/* sync 5 */
-		if (fd >= 0 && m.type == PC_SYNC_SECCOMP_FD && sb->notify_fd < 0)
+		/* sync 5: the job process's last set-up step (nothing after it
+		 * can fail), so the job runs from here; sync 3 follows. */
+		if (fd >= 0 && m.type == PC_SYNC_SECCOMP_FD && sb->notify_fd < 0) {
 			sb->notify_fd = fd;
-		else if (fd >= 0)
+			return 0;
+		}
+		if (fd >= 0)
 			close(fd);
 		if (r <= 0) {
 			z->broken = true;

@@ -14,12 +14,18 @@
  *           job code: it only reads fixed-size records and clone3()s.
  *   leader  per job: clone3(NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS) of the
  *           zygote, so pid 1 of the job's own namespaces; plain C, never
- *           touches Python. Mounts a fresh tmpfs workdir, /tmp, /dev/shm and
- *           a proc of its pid namespace, brings lo up, places the job's fds,
- *           forks the job, closes the job's streams, drops its own
+ *           touches Python. A spare one is made ahead of each job (spare
+ *           leader: namespaces, proc of its pid namespace, lo up, hostname,
+ *           and its job process already forked); the zygote forwards the
+ *           request to it and makes the next spare while the job runs. On
+ *           the request it mounts a fresh tmpfs workdir, /tmp and /dev/shm,
+ *           hands the request on to its job process, drops its own
  *           capabilities and reaps like cold pycell-init; when the job
- *           process ends it kills and reaps the rest, then reports.
- *   job     pid 2: sends its own pidfd (the supervisor attaches it to the
+ *           process ends it kills and reaps the rest, then reports. (When no
+ *           spare is there, spawn_leader() does the same steps in line.)
+ *   job     pid 2: chdir to the fresh workdir, writes the job's files,
+ *           sets its rlimits, moves the job's fds to 0..5 (sync.h) and
+ *           closes the rest, sends its own pidfd (the supervisor attaches it to the
  *           job's cgroup and watches it as the job's life), waits for GO,
  *           drops every capability (bounding, ambient, securebits locked),
  *           no_new_privs, gets a fresh audit-hook word, loads the policy
@@ -283,7 +289,7 @@ static void leader_files(int sync_fd, int files_fd)
 
 /* fds[] to 0..5 (sync.h layout; no exec filter fd: the zygote loaded it),
  * every other descriptor closed (the zygote's control socket above all). */
-static void leader_fds(int *fds)
+static void leader_fds(int *fds, int keep_as_6)
 {
 	int src[6] = { fds[PC_WARM_FD_STDIN],     fds[PC_WARM_FD_STDOUT], fds[PC_WARM_FD_STDERR],
 		       fds[PC_WARM_FD_BOOTSTRAP], fds[PC_WARM_FD_RESULT], fds[PC_WARM_FD_SYNC] };
@@ -298,30 +304,37 @@ static void leader_fds(int *fds)
 		if (dup2(tmp[i], i) < 0)
 			leader_fail(fds[PC_WARM_FD_SYNC], "dup2 job fd", errno);
 	}
-	if (syscall(SYS_close_range, 6, ~0U, 0) < 0)
+	if (keep_as_6 >= 0 && dup2(keep_as_6, 6) < 0)
+		leader_fail(PC_FD_SYNC, "dup2 status fd", errno);
+	if (syscall(SYS_close_range, keep_as_6 >= 0 ? 7 : 6, ~0U, 0) < 0)
 		leader_fail(PC_FD_SYNC, "close_range", errno);
 	lseek(PC_FD_STDIN, 0, SEEK_SET);
 	lseek(PC_FD_BOOTSTRAP, 0, SEEK_SET);
 }
 
 /* pid 1 of the job's namespaces. Returns only in the job process. */
+static void leader_supervise(pid_t job, int status_r, int sync_fd) __attribute__((noreturn));
+
+static void leader_rlimits(int sync_fd, const struct pc_warm_req *q)
+{
+	for (uint32_t i = 0; i < q->n_rlimits && i < PC_WARM_MAX_RLIMITS; i++) {
+		struct rlimit rl = { (rlim_t)q->rl[i].cur, (rlim_t)q->rl[i].max };
+		if (setrlimit(q->rl[i].resource, &rl) < 0)
+			leader_fail(sync_fd, "setrlimit", errno);
+	}
+}
+
 static void leader_main(const struct pc_warm_req *q, int *fds, bool prepared)
 {
-	struct pc_init_status st;
-	int sync_fd = fds[PC_WARM_FD_SYNC], pfd[2], status = 0;
-	ssize_t n;
+	int sync_fd = fds[PC_WARM_FD_SYNC], pfd[2];
 	pid_t job;
 
 	if (!prepared)
 		leader_prepare(sync_fd);
 	leader_mounts(sync_fd, q);
 	leader_files(sync_fd, fds[PC_WARM_FD_FILES]);
-	for (uint32_t i = 0; i < q->n_rlimits && i < PC_WARM_MAX_RLIMITS; i++) {
-		struct rlimit rl = { (rlim_t)q->rl[i].cur, (rlim_t)q->rl[i].max };
-		if (setrlimit(q->rl[i].resource, &rl) < 0)
-			leader_fail(sync_fd, "setrlimit", errno);
-	}
-	leader_fds(fds);
+	leader_rlimits(sync_fd, q);
+	leader_fds(fds, -1);
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		leader_fail(PC_FD_SYNC, "pipe", errno);
 	job = fork();
@@ -337,20 +350,31 @@ static void leader_main(const struct pc_warm_req *q, int *fds, bool prepared)
 	 * process is gone, without waiting for this namespace to go. */
 	for (int fd = 0; fd < PC_FD_SYNC; fd++)
 		close(fd);
+	leader_supervise(job, pfd[0], PC_FD_SYNC);
+}
+
+/* pid 1 once the job process exists: no capabilities left, reports the
+ * job's start (or its set-up error), reaps, reports its end. */
+static void __attribute__((noreturn)) leader_supervise(pid_t job, int status_r, int sync_fd)
+{
+	struct pc_init_status st;
+	int status = 0;
+	ssize_t n;
+
 	if (drop_caps() < 0)
-		leader_fail(PC_FD_SYNC, "drop capabilities", errno);
+		leader_fail(sync_fd, "drop capabilities", errno);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	do
-		n = read(pfd[0], &st, sizeof(st));
+		n = read(status_r, &st, sizeof(st));
 	while (n < 0 && errno == EINTR);
-	close(pfd[0]);
+	close(status_r);
 	if (n == (ssize_t)sizeof(st)) {
 		st.msg[sizeof(st.msg) - 1] = '\0';
-		send_rec(PC_FD_SYNC, PC_SYNC_ERROR, st.errnum, 0, st.msg, -1);
+		send_rec(sync_fd, PC_SYNC_ERROR, st.errnum, 0, st.msg, -1);
 		_exit(125);
 	}
 	/* sync 3 */
-	send_rec(PC_FD_SYNC, PC_SYNC_EXEC_OK, 0, 0, NULL, -1);
+	send_rec(sync_fd, PC_SYNC_EXEC_OK, 0, 0, NULL, -1);
 	for (;;) {
 		int s;
 		pid_t p = waitpid(-1, &s, 0);
@@ -368,7 +392,7 @@ static void leader_main(const struct pc_warm_req *q, int *fds, bool prepared)
 		}
 	}
 	/* sync 4 */
-	send_rec(PC_FD_SYNC, PC_SYNC_EXIT, 0, status, NULL, -1);
+	send_rec(sync_fd, PC_SYNC_EXIT, 0, status, NULL, -1);
 	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
@@ -441,46 +465,8 @@ static int recv_req(int sock, struct pc_warm_req *q, int *fds, int *nfds)
 /* The zygote's end of its spare leader's channel; -1: none. */
 static int spare_fd = -1;
 
-/* A spare leader: a job's namespaces made, proc mounted and lo up ahead of
- * the job (clone3 with five new namespaces is most of a leader's cost),
- * waiting for the request the zygote forwards to it. Returns 1 in the job
- * process, 0 in the zygote. */
-static int spawn_spare(void)
-{
-	struct clone_args a = { .flags = NS_FLAGS, .exit_signal = SIGCHLD };
-	struct pc_warm_req q;
-	int sp[2], fds[PC_WARM_NFDS], nfds;
-	pid_t pid;
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
-		return 0;
-	PyOS_BeforeFork();
-	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
-	if (pid == 0) {
-		close(sp[0]);
-		close(PC_FD_SYNC); /* the zygote's control socket is not ours */
-		leader_prepare(-1);
-		/* EOF: the zygote retired, or replaced us; a failure above made
-		 * the zygote fall back to spawn_leader, which reports it. */
-		if (recv_req(sp[1], &q, fds, &nfds) <= 0 || q.type != PC_WARM_JOB || nfds != PC_WARM_NFDS)
-			_exit(0);
-		close(sp[1]);
-		leader_main(&q, fds, true);
-		PyOS_AfterFork_Child();
-		return 1;
-	}
-	PyOS_AfterFork_Parent();
-	close(sp[1]);
-	if (pid < 0)
-		close(sp[0]);
-	else
-		spare_fd = sp[0];
-	return 0;
-}
-
-/* Hands the request and its descriptors to the spare; false when there is
- * none or it is gone. */
-static bool forward_to_spare(const struct pc_warm_req *q, const int *fds)
+/* One request and its descriptors over a SEQPACKET socket. */
+static bool send_req(int sock, const struct pc_warm_req *q, const int *fds)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_NFDS)];
@@ -491,19 +477,122 @@ static bool forward_to_spare(const struct pc_warm_req *q, const int *fds)
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	ssize_t n;
 
-	if (spare_fd < 0)
-		return false;
 	memset(u.buf, 0, sizeof(u.buf));
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int) * PC_WARM_NFDS);
 	memcpy(CMSG_DATA(c), fds, sizeof(int) * PC_WARM_NFDS);
 	do
-		n = sendmsg(spare_fd, &mh, MSG_NOSIGNAL);
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)sizeof(*q);
+}
+
+/* Hands the request and its descriptors to the spare; false when there is
+ * none or it is gone. */
+static bool forward_to_spare(const struct pc_warm_req *q, const int *fds)
+{
+	bool ok;
+
+	if (spare_fd < 0)
+		return false;
+	ok = send_req(spare_fd, q, fds);
 	close(spare_fd);
 	spare_fd = -1;
-	return n == (ssize_t)sizeof(*q);
+	return ok;
+}
+
+
+/* The spare's job process, forked ahead too: takes the request its leader
+ * forwards, places its files, limits and fds itself, then job_setup().
+ * Returns true in it (about to run the job), false when no job came. */
+static bool spare_job_process(int jc, int status_w)
+{
+	struct pc_warm_req q;
+	int fds[PC_WARM_NFDS], nfds;
+
+	if (recv_req(jc, &q, fds, &nfds) <= 0 || q.type != PC_WARM_JOB || nfds != PC_WARM_NFDS)
+		return false;
+	close(jc);
+	if (chdir("/workspace") < 0)
+		leader_fail(fds[PC_WARM_FD_SYNC], "chdir /workspace", errno);
+	leader_files(fds[PC_WARM_FD_SYNC], fds[PC_WARM_FD_FILES]);
+	leader_rlimits(fds[PC_WARM_FD_SYNC], &q);
+	leader_fds(fds, status_w);
+	job_setup(6, q.landlock_abi);
+	return true;
+}
+
+/* The spare leader, waiting in its namespaces with its job process forked:
+ * both copies of the zygote's address space are made before the job comes.
+ * On the request: the job's tmpfs mounts (shared with the job process's
+ * mount namespace), then the request goes on to the job process, and this
+ * process supervises it. Returns true in the job process. */
+static bool spare_job(int sp)
+{
+	struct pc_warm_req q;
+	int jc[2], pfd[2], fds[PC_WARM_NFDS], nfds, sync_fd;
+	pid_t job;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, jc) < 0 || pipe2(pfd, O_CLOEXEC) < 0)
+		return false;
+	job = fork();
+	if (job == 0) {
+		close(sp), close(jc[0]), close(pfd[0]);
+		return spare_job_process(jc[1], pfd[1]);
+	}
+	close(jc[1]), close(pfd[1]);
+	/* EOF: the zygote retired, or replaced us (our job process dies with
+	 * us, pid 1); a failure in leader_prepare made the zygote fall back to
+	 * spawn_leader, which reports it. */
+	if (job < 0 || recv_req(sp, &q, fds, &nfds) <= 0 || q.type != PC_WARM_JOB || nfds != PC_WARM_NFDS)
+		_exit(0);
+	close(sp);
+	sync_fd = fds[PC_WARM_FD_SYNC];
+	leader_mounts(sync_fd, &q);
+	if (!send_req(jc[0], &q, fds))
+		leader_fail(sync_fd, "hand the job to its process", EPIPE);
+	close(jc[0]);
+	for (int i = 0; i < PC_WARM_NFDS; i++) {
+		if (i != PC_WARM_FD_SYNC)
+			close(fds[i]);
+	}
+	for (int fd = 0; fd < 3; fd++)
+		close(fd);
+	leader_supervise(job, pfd[0], sync_fd);
+}
+
+/* A spare leader: a job's namespaces made, proc mounted and lo up ahead of
+ * the job (clone3 with five new namespaces is most of a leader's cost),
+ * waiting for the request the zygote forwards to it. Returns 1 in the job
+ * process, 0 in the zygote. */
+static int spawn_spare(void)
+{
+	struct clone_args a = { .flags = NS_FLAGS, .exit_signal = SIGCHLD };
+	int sp[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return 0;
+	PyOS_BeforeFork();
+	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	if (pid == 0) {
+		close(sp[0]);
+		close(PC_FD_SYNC); /* the zygote's control socket is not ours */
+		leader_prepare(-1);
+		if (spare_job(sp[1])) {
+			PyOS_AfterFork_Child();
+			return 1;
+		}
+		_exit(0);
+	}
+	PyOS_AfterFork_Parent();
+	close(sp[1]);
+	if (pid < 0)
+		close(sp[0]);
+	else
+		spare_fd = sp[0];
+	return 0;
 }
 
 static PyObject *zy_serve(PyObject *self, PyObject *unused)
