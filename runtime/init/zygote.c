@@ -124,7 +124,10 @@ static int drop_caps(void)
 				   SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2] = { { 0 } };
+	static bool dropped; /* per process: a fork copies it */
 
+	if (dropped)
+		return 0;
 	for (int v = 0; v < 64; v++) {
 		if (prctl(PR_CAPBSET_DROP, v, 0, 0, 0) < 0 && errno != EINVAL)
 			return -errno;
@@ -133,6 +136,7 @@ static int drop_caps(void)
 		return -errno;
 	if (syscall(SYS_capset, &h, d) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
+	dropped = true;
 	return 0;
 }
 
@@ -506,13 +510,22 @@ static bool forward_to_spare(const struct pc_warm_req *q, const int *fds)
 /* The spare's job process, forked ahead too: takes the request its leader
  * forwards, places its files, limits and fds itself, then job_setup().
  * Returns true in it (about to run the job), false when no job came. */
-static bool spare_job_process(int jc, int status_w)
+static bool spare_job_process(int sp, int jc, int status_w)
 {
 	struct pc_warm_req q;
 	int fds[PC_WARM_NFDS], nfds;
 
-	if (recv_req(jc, &q, fds, &nfds) <= 0 || q.type != PC_WARM_JOB || nfds != PC_WARM_NFDS)
+	/* EOF: the zygote retired, or replaced us; a failure in
+	 * leader_prepare made the zygote fall back to spawn_leader, which
+	 * reports it. */
+	if (recv_req(sp, &q, fds, &nfds) <= 0 || q.type != PC_WARM_JOB || nfds != PC_WARM_NFDS)
 		return false;
+	close(sp);
+	/* The job's fresh tmpfs mounts: we still hold the namespace's
+	 * CAP_SYS_ADMIN, and share the mount namespace with our pid 1. */
+	leader_mounts(fds[PC_WARM_FD_SYNC], &q);
+	/* Our pid 1 reports on the job's sync socket too. */
+	send_rec(jc, PC_WARM_JOB, 0, 0, NULL, fds[PC_WARM_FD_SYNC]);
 	close(jc);
 	if (chdir("/workspace") < 0)
 		leader_fail(fds[PC_WARM_FD_SYNC], "chdir /workspace", errno);
@@ -524,41 +537,43 @@ static bool spare_job_process(int jc, int status_w)
 }
 
 /* The spare leader, waiting in its namespaces with its job process forked:
- * both copies of the zygote's address space are made before the job comes.
- * On the request: the job's tmpfs mounts (shared with the job process's
- * mount namespace), then the request goes on to the job process, and this
- * process supervises it. Returns true in the job process. */
+ * both copies of the zygote's address space are made before the job comes,
+ * and the zygote hands the request straight to the job process (one
+ * wake-up on the job's path). This process drops its capabilities at once,
+ * takes the job's sync socket from its job process and supervises it.
+ * Returns true in the job process. */
 static bool spare_job(int sp)
 {
-	struct pc_warm_req q;
-	int jc[2], pfd[2], fds[PC_WARM_NFDS], nfds, sync_fd;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct pc_sync_msg m;
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	int jc[2], pfd[2], sync_fd = -1;
 	pid_t job;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, jc) < 0 || pipe2(pfd, O_CLOEXEC) < 0)
 		return false;
 	job = fork();
 	if (job == 0) {
-		close(sp), close(jc[0]), close(pfd[0]);
-		return spare_job_process(jc[1], pfd[1]);
+		close(jc[0]), close(pfd[0]);
+		return spare_job_process(sp, jc[1], pfd[1]);
 	}
-	close(jc[1]), close(pfd[1]);
-	/* EOF: the zygote retired, or replaced us (our job process dies with
-	 * us, pid 1); a failure in leader_prepare made the zygote fall back to
-	 * spawn_leader, which reports it. */
-	if (job < 0 || recv_req(sp, &q, fds, &nfds) <= 0 || q.type != PC_WARM_JOB || nfds != PC_WARM_NFDS)
-		_exit(0);
-	close(sp);
-	sync_fd = fds[PC_WARM_FD_SYNC];
-	leader_mounts(sync_fd, &q);
-	if (!send_req(jc[0], &q, fds))
-		leader_fail(sync_fd, "hand the job to its process", EPIPE);
-	close(jc[0]);
-	for (int i = 0; i < PC_WARM_NFDS; i++) {
-		if (i != PC_WARM_FD_SYNC)
-			close(fds[i]);
-	}
+	close(sp), close(jc[1]), close(pfd[1]);
 	for (int fd = 0; fd < 3; fd++)
 		close(fd);
+	if (job < 0 || drop_caps() < 0)
+		_exit(0);
+	/* EOF: no job came (our job process exited), or it failed before
+	 * and reported that itself. */
+	if (recvmsg(jc[0], &mh, MSG_CMSG_CLOEXEC) != (ssize_t)sizeof(m) || !(c = CMSG_FIRSTHDR(&mh)) ||
+	    c->cmsg_type != SCM_RIGHTS)
+		_exit(0);
+	memcpy(&sync_fd, CMSG_DATA(c), sizeof(int));
+	close(jc[0]);
 	leader_supervise(job, pfd[0], sync_fd);
 }
 
