@@ -64,8 +64,22 @@ def _warm_up():
         pass
 
 
+def _cache_distributions():
+    """The rootfs is read-only and a zygote is replaced when it changes, so
+    the distributions on sys.path are known once: each job's
+    PACKAGE_UNAVAILABLE check then costs no directory listing."""
+    have = frozenset(pycell_job.installed_distributions())
+    real = pycell_job.installed_distributions
+
+    def installed_distributions(paths=None):
+        return set(have) if paths is None else real(paths)
+
+    pycell_job.installed_distributions = installed_distributions
+
+
 _boot = {}
 _preimport()
+_cache_distributions()
 _warm_up()
 # Everything the zygote made so far goes to the permanent generation: the
 # collector in a job never walks (and so never copy-on-write faults) it.
