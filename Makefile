@@ -115,9 +115,14 @@ demo: deps all rootfs
 # Interleaved benchmark against bare python3, bubblewrap and crun (needs root;
 # BENCH_ARGS="--runs 50" for more rounds). Rewrites the results section of
 # docs/benchmarks.md and build/bench/results.json.
-.PHONY: bench
+.PHONY: bench bench-warm
 bench: all rootfs-test
 	@$(PYTHON) tools/bench $(BENCH_ARGS) --json $(BUILD)/bench/results.json --md docs/benchmarks.md
+
+# Warm mode (pycell serve) against cold pycell run and bare python3, one
+# interleaved run; docs/warm.md has the numbers.
+bench-warm: all rootfs
+	@$(PYTHON) tools/bench-warm $(BENCH_WARM_ARGS) --json $(BUILD)/bench/warm.json
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
