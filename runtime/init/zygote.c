@@ -50,6 +50,7 @@
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
 #include <net/if.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -319,6 +320,30 @@ static void leader_fds(int *fds, int keep_as_6)
 /* pid 1 of the job's namespaces. Returns only in the job process. */
 static void leader_supervise(pid_t job, int status_r, int sync_fd) __attribute__((noreturn));
 
+/* Until the job process ends, or its supervisor does (the job's sync
+ * socket hangs up): a cold job dies with its supervisor (parent-death
+ * signal), so a warm one must too, or nothing would bound it any more. */
+static void wait_job_or_supervisor(pid_t job, int sync_fd)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, job, 0);
+
+	if (pidfd < 0)
+		return; /* waitpid alone, then */
+	for (;;) {
+		struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = sync_fd, .events = POLLRDHUP } };
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN)
+			break;
+		if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			kill(-1, SIGKILL);
+			break;
+		}
+	}
+	close(pidfd);
+}
+
 static void leader_rlimits(int sync_fd, const struct pc_warm_req *q)
 {
 	for (uint32_t i = 0; i < q->n_rlimits && i < PC_WARM_MAX_RLIMITS; i++) {
@@ -379,6 +404,7 @@ static void __attribute__((noreturn)) leader_supervise(pid_t job, int status_r, 
 	}
 	/* sync 3 */
 	send_rec(sync_fd, PC_SYNC_EXEC_OK, 0, 0, NULL, -1);
+	wait_job_or_supervisor(job, sync_fd);
 	for (;;) {
 		int s;
 		pid_t p = waitpid(-1, &s, 0);

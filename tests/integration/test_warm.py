@@ -417,3 +417,30 @@ def test_a_fork_bomb_does_not_starve_a_concurrent_job(ablation):
     cold = run_job({"code": bomb, "limits": {"wall_ms": 4000}}, "--policy", ABLATION).json
     for b in ("bomb1", "bomb2"):
         assert out[b]["status"] == cold["status"] and out[b]["error"] == cold["error"]
+
+
+def test_a_job_dies_with_its_handler():
+    """Cold jobs die with their supervisor (parent-death signal); a warm job's
+    leader watches the job's sync socket for the same."""
+    s = WarmServer("--policy", ABLATION)
+    try:
+        zygote = s.health()["zygotes"][0]
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(s.sock)
+        body = json.dumps({"code": "import time\ntime.sleep(30)", "limits": {"wall_ms": 60000}}).encode()
+        c.sendall(b"POST /run HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        deadline = time.time() + 10
+        while len(descendants(zygote)) < 4 and time.time() < deadline:  # spare pair + the job's pair
+            time.sleep(0.05)
+        handler = [p for p in descendants(s.proc.pid) if p != zygote and p not in descendants(zygote)]
+        assert len(handler) == 1
+        os.kill(handler[0], signal.SIGKILL)
+        c.close()
+        deadline = time.time() + 5
+        while len(descendants(zygote)) > 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(descendants(zygote)) == 2  # only the next spare is left
+    finally:
+        s.stop()
+        # the killed handler could not remove its job's cgroup: what `pycell gc` is for
+        subprocess.run([PYCELL, "gc"], capture_output=True)
