@@ -118,20 +118,21 @@ static int send_policy_filter(struct pc_zygote *z, const struct pc_policy *pol, 
 	struct pc_warm_req q = { .type = PC_WARM_SECCOMP };
 	struct pc_seccomp sc = { 0 };
 	_cleanup_close_ int fd = -1;
-	int r;
+	int r = 0;
 
-	if (!pol->seccomp[0])
-		return 0;
-	if ((r = pc_seccomp_prepare(&sc, pol->seccomp, err)) < 0)
+	/* Always sent, empty when there is no filter: the zygote makes no job
+	 * process before it has this record. */
+	if (pol->seccomp[0] && (r = pc_seccomp_prepare(&sc, pol->seccomp, err)) < 0)
 		return pc_error_wrap(err, "seccomp");
 	if (sc.enabled) {
 		z->seccomp_insns = sc.prog.len;
 		z->seccomp_cached = sc.cached;
-		fd = memfd_of("pycell-seccomp", sc.prog.filter, sc.prog.len * sizeof(*sc.prog.filter), err);
-		if (fd >= 0 && (r = send_with_fds(z->sb.sync_fd, &q, &fd, 1)) < 0)
-			pc_error_set(err, -r, "hand the seccomp filter to the zygote");
-		r = fd < 0 ? fd : r;
 	}
+	fd = memfd_of("pycell-seccomp", sc.enabled ? (const void *)sc.prog.filter : "",
+		      sc.enabled ? sc.prog.len * sizeof(*sc.prog.filter) : 0, err);
+	if (fd >= 0 && (r = send_with_fds(z->sb.sync_fd, &q, &fd, 1)) < 0)
+		pc_error_set(err, -r, "hand the seccomp filter to the zygote");
+	r = fd < 0 ? fd : r;
 	pc_seccomp_free(&sc);
 	return r;
 }
@@ -355,6 +356,7 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 		q.n_rlimits++;
 	}
 	q.landlock_abi = cfg->landlock && cfg->landlock->enabled ? cfg->landlock->abi : 0;
+	q.seccomp_insns = z->seccomp_insns;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return pc_error_set(err, errno, "socketpair");
 	sb->sync_fd = sp[0], child_sync = sp[1];

@@ -75,6 +75,7 @@
 #define JOB_UID 1000 /* PC_SANDBOX_UID */
 #define NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 
+static const char *const tmpfs_dirs[] = { "/workspace", "/tmp", "/dev/shm" };
 static struct sock_filter policy_insns[BPF_MAXINSNS];
 static struct sock_fprog policy_prog; /* .len 0: the supervisor sent none */
 
@@ -162,13 +163,20 @@ static void leader_wait_go(int sync_fd)
 
 /* pid 2: the last steps before Python runs the job. Returns only on
  * success; status_w gets a record (pid 1 reports it) otherwise. */
-static void job_setup(int status_w, int landlock_abi)
+static void job_setup(int status_w, int landlock_abi, unsigned seccomp_insns)
 {
 	struct pc_landlock ll = { .enabled = landlock_abi > 0, .abi = landlock_abi };
 	struct pc_error e = { 0 };
 	int r, listener;
 
 	sigprocmask(SIG_SETMASK, &(sigset_t){ { 0 } }, NULL);
+	/* Fail closed: never run a job under another filter than the one its
+	 * supervisor reports in the result. */
+	if (policy_prog.len != seccomp_insns) {
+		pc_init_report(status_w, EINVAL, "warm job: the zygote holds a %u-instruction seccomp filter, the supervisor expects %u",
+			       (unsigned)policy_prog.len, seccomp_insns);
+		_exit(125);
+	}
 	leader_wait_go(PC_FD_SYNC);
 	/* A cgroup namespace rooted at the job's group, now that we are in it. */
 	if (unshare(CLONE_NEWCGROUP) < 0) {
@@ -252,6 +260,14 @@ static void leader_prepare(int sync_fd)
 	signal(SIGCHLD, SIG_DFL); /* the zygote ignores it; we reap */
 	if (setsid() < 0)
 		leader_fail(sync_fd, "setsid", errno);
+	/* The zygote's own (unused, empty) tmpfs go, so the job's mount table
+	 * is the cold one: its fresh ones are mounted per job. proc stays
+	 * under the new one: in a user namespace a new proc needs a visible
+	 * one (mounts.c). */
+	for (size_t i = 0; i < sizeof(tmpfs_dirs) / sizeof(tmpfs_dirs[0]); i++) {
+		if (umount2(tmpfs_dirs[i], MNT_DETACH) < 0)
+			leader_fail(sync_fd, "unmount the zygote's tmpfs", errno);
+	}
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0)
 		leader_fail(sync_fd, "mount proc (subset=pid)", errno);
 	leader_net(sync_fd);
@@ -371,7 +387,7 @@ static void leader_main(const struct pc_warm_req *q, int *fds, bool prepared)
 		leader_fail(PC_FD_SYNC, "fork job process", errno);
 	if (job == 0) {
 		close(pfd[0]);
-		job_setup(pfd[1], q->landlock_abi);
+		job_setup(pfd[1], q->landlock_abi, q->seccomp_insns);
 		return;
 	}
 	close(pfd[1]);
@@ -558,7 +574,7 @@ static bool spare_job_process(int sp, int jc, int status_w)
 	leader_files(fds[PC_WARM_FD_SYNC], fds[PC_WARM_FD_FILES]);
 	leader_rlimits(fds[PC_WARM_FD_SYNC], &q);
 	leader_fds(fds, status_w);
-	job_setup(6, q.landlock_abi);
+	job_setup(6, q.landlock_abi, q.seccomp_insns);
 	return true;
 }
 
@@ -643,6 +659,20 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 	signal(SIGCHLD, SIG_IGN);
 	/* sync 3: the zygote is ready */
 	send_rec(PC_FD_SYNC, PC_SYNC_EXEC_OK, 0, 0, NULL, -1);
+	/* The policy filter comes first, before any job process exists (a
+	 * spare forked without it would run its job without it). */
+	{
+		struct pc_warm_req q;
+		int fds[PC_WARM_NFDS], nfds, r;
+
+		do
+			r = recv_req(PC_FD_SYNC, &q, fds, &nfds);
+		while (r == -EINTR);
+		if (r <= 0 || q.type != PC_WARM_SECCOMP || nfds != 1)
+			Py_RETURN_FALSE;
+		load_policy_filter(fds[0]);
+		close(fds[0]);
+	}
 	if (spawn_spare())
 		Py_RETURN_TRUE;
 	for (;;) {
@@ -653,9 +683,7 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 			continue;
 		if (r <= 0)
 			break; /* EOF: retired */
-		if (q.type == PC_WARM_SECCOMP && nfds == 1)
-			load_policy_filter(fds[0]);
-		else if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && !forward_to_spare(&q, fds) &&
+		if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && !forward_to_spare(&q, fds) &&
 			 spawn_leader(&q, fds))
 			Py_RETURN_TRUE;
 		for (int i = 0; i < nfds; i++)
@@ -693,6 +721,14 @@ void pc_zygote_main(const char *script, const struct sock_fprog *filter)
 
 	if (PyImport_AppendInittab("_pycell_zygote", zy_init) < 0)
 		_exit(125);
+	/* Dispositions survive fork and exec: whatever the server was started
+	 * under (a shell's background job ignores SIGINT and SIGQUIT) must not
+	 * reach the jobs, and Python installs its SIGINT handler only where
+	 * SIGINT is not ignored. Every job then starts as a cold one does. */
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	}
 	/* The exec filter needs no_new_privs (we hold CAP_SYS_ADMIN only in
 	 * our own user namespace); it does not hinder unshare or mount. */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || pipe2(pfd, O_CLOEXEC) < 0)

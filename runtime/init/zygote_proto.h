@@ -2,9 +2,11 @@
  *
  * The control channel is the zygote sandbox's sync socket (fd 5,
  * SOCK_SEQPACKET): one record per message, descriptors by SCM_RIGHTS.
- *   PC_WARM_SECCOMP  supervisor -> zygote, once, right after start: the
- *                    policy's seccomp BPF as a sealed memfd. The zygote keeps
- *                    it in memory and never loads it itself.
+ *   PC_WARM_SECCOMP  supervisor -> zygote, once, right after start and
+ *                    before anything else: the policy's seccomp BPF as a
+ *                    sealed memfd (empty: the policy has none). The zygote
+ *                    reads it before it makes any job process, keeps it in
+ *                    memory and never loads it itself.
  *   PC_WARM_JOB      supervisor -> zygote, per job: struct pc_warm_req plus
  *                    PC_WARM_NFDS descriptors in pc_warm_fd order.
  * Per job, the zygote clone3()s the job leader into fresh namespaces; from
@@ -41,6 +43,8 @@ struct pc_warm_req {
 	int32_t type; /* PC_WARM_JOB or PC_WARM_SECCOMP */
 	uint32_t n_rlimits;
 	int32_t landlock_abi; /* 0: no Landlock (landlock.c decides, as cold) */
+	uint32_t seccomp_insns; /* the filter the job process must load (fail
+				 * closed when its zygote holds another) */
 	uint64_t tmpfs_bytes;
 	uint64_t tmpfs_inodes;
 	struct {

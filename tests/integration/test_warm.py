@@ -444,3 +444,45 @@ def test_a_job_dies_with_its_handler():
         s.stop()
         # the killed handler could not remove its job's cgroup: what `pycell gc` is for
         subprocess.run([PYCELL, "gc"], capture_output=True)
+
+
+def _mounts(mountinfo):
+    """(mount point, fs type, options without the host ids and sizes), each once."""
+    out = set()
+    for line in mountinfo.splitlines():
+        pre, _, post = line.partition(" - ")
+        fields, sfields = pre.split(), post.split()
+        opts = ",".join(o for o in sfields[2].split(",") if not o.startswith(("uid=", "gid=", "size=", "nr_inodes=")))
+        out.add((fields[4], fields[5], sfields[0], opts))
+    return out
+
+
+def test_audit_evidence_of_a_first_warm_job_matches_cold():
+    """The audit's evidence job (runtime/audit/evidence.py: namespaces, ids,
+    mounts, fds, rlimits, refused operations), as the *first* job of a fresh
+    zygote, against the same job cold. Allowed differences: namespace ids and
+    the leased host id (fresh per job/zygote), RLIMIT_NPROC (docs/warm.md),
+    proc stacked over the zygote's own (same options)."""
+    code = (REPO / "runtime" / "audit" / "evidence.py").read_text()
+    s = WarmServer("--policy", ABLATION)
+    try:
+        status, warm = s.run({"code": code})
+    finally:
+        s.stop()
+    cold = run_job({"code": code}, "--policy", ABLATION).json
+    assert warm["status"] == cold["status"] == "ok", (warm["error"], cold["error"])
+    w, c = warm["result"], cold["result"]
+    assert w["try"] == c["try"]
+    assert w["fds"] == c["fds"] and w["uid"] == c["uid"] and w["cgroup"] == c["cgroup"]
+    for k in ("net_dev", "route", "ipv6_route", "root_statvfs_ro"):
+        assert w[k] == c[k], k
+    assert set(w["ns"]) == set(c["ns"])
+    for k in ("uid_map", "gid_map"):
+        assert w[k].split()[0::2] == c[k].split()[0::2] == ["1000", "1"]
+    assert {k: v for k, v in w["rlimits"].items() if k != "nproc"} == \
+        {k: v for k, v in c["rlimits"].items() if k != "nproc"}
+    ws, cs = (dict(line.split(":\t", 1) for line in d["status"].splitlines()) for d in (w, c))
+    for k in ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs",
+              "Seccomp", "Seccomp_filters", "SigIgn", "SigBlk", "SigCgt", "NSpid", "PPid"):
+        assert ws[k] == cs[k], k
+    assert _mounts(w["mountinfo"]) == _mounts(c["mountinfo"])
