@@ -32,10 +32,10 @@ struct pc_run {
 	/* `pycell audit`: called once the sandbox runs, before the pump, so
 	 * the auditor reads the job's cgroup from outside while it is live. */
 	void (*on_started)(struct pc_run *r, void *arg);
+	void *on_started_arg;
 	struct pc_zygote *zygote; /* warm mode (zygote.h): fork from it, NULL: cold */
 	bool defer_release; /* the caller runs pc_resources_release(&rc) itself,
 			     * after answering (serve.c: rmdir is off the path) */
-	void *on_started_arg;
 	/* outputs */
 	long long limits[PC_LIM_COUNT];
 	struct pc_stream out, err, res;
