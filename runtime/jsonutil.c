@@ -64,6 +64,13 @@ json_object *pc_json_parse(const char *buf, size_t len, const char **why)
 	obj = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);
 	used = json_tokener_get_parse_end(tok);
+	/* A bare top-level number ("1") is only complete once the tokener sees
+	 * the end: feed it the terminating NUL, as json_tokener_parse() does. */
+	if (!obj && jerr == json_tokener_continue && used == len) {
+		obj = json_tokener_parse_ex(tok, "", 1);
+		if (obj)
+			jerr = json_tokener_success;
+	}
 	if (jerr == json_tokener_continue) {
 		*why = "truncated JSON";
 		json_object_put(obj);

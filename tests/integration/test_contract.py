@@ -374,3 +374,12 @@ def test_sleeping_grandchild_is_not_left_behind():
     assert seen, "the grandchild never showed up: the test proves nothing"
     time.sleep(0.2)
     assert not _tagged(tag)
+
+
+@pytest.mark.parametrize("value", [1, -2.5, "text", True, None, [1, "a"], {"k": [1]}])
+def test_input_of_every_json_type_reaches_the_job(value):
+    # A bare top-level number used to arrive as None (json-c needs the end of
+    # input to finish a number).
+    r = run_job({"code": "result = input_data", "input": value})
+    assert r.json["status"] == "ok", r
+    assert r.json["result"] == value
