@@ -246,7 +246,7 @@ static int write_id_maps(const struct pc_sandbox_config *cfg, pid_t pid, struct 
 
 /* recvmsg, not recv: a PC_SYNC_SECCOMP_FD record carries a descriptor
  * (SCM_RIGHTS), which *passed_fd receives (-1 when none came). */
-static int recv_msg(int fd, struct pc_sync_msg *m, int *passed_fd)
+int pc_sync_recv(int fd, struct pc_sync_msg *m, int *passed_fd)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -266,6 +266,7 @@ static int recv_msg(int fd, struct pc_sync_msg *m, int *passed_fd)
 	c = CMSG_FIRSTHDR(&mh);
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
 		memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
+	m->msg[sizeof(m->msg) - 1] = '\0';
 	return n == (ssize_t)sizeof(*m) ? 1 : 0; /* 0: EOF or short record */
 }
 
@@ -274,7 +275,7 @@ static int wait_exec(struct pc_sandbox *sb, struct pc_error *err)
 	struct pc_sync_msg m;
 
 	for (;;) {
-		int fd, r = recv_msg(sb->sync_fd, &m, &fd);
+		int fd, r = pc_sync_recv(sb->sync_fd, &m, &fd);
 
 		/* sync 5 */
 		if (fd >= 0 && m.type == PC_SYNC_SECCOMP_FD && sb->notify_fd < 0)
@@ -394,7 +395,7 @@ int pc_sandbox_reap(struct pc_sandbox *sb, int *job_status, bool *from_init)
 	*job_status = st;
 	/* sync 4: pid 1 is gone, so whatever it sent is already queued. */
 	fcntl(sb->sync_fd, F_SETFL, O_NONBLOCK);
-	while (recv_msg(sb->sync_fd, &m, &fd) > 0) {
+	while (pc_sync_recv(sb->sync_fd, &m, &fd) > 0) {
 		if (fd >= 0)
 			close(fd);
 		if (m.type == PC_SYNC_EXIT) {

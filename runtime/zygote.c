@@ -234,30 +234,6 @@ static int files_memfd(const struct pc_sandbox_config *cfg, struct pc_error *err
 	return fd;
 }
 
-static int recv_rec(int fd, struct pc_sync_msg *m, int *passed_fd)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c;
-	ssize_t n;
-
-	*passed_fd = -1;
-	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
-	m->msg[sizeof(m->msg) - 1] = '\0';
-	return n == (ssize_t)sizeof(*m) ? 1 : 0;
-}
-
 /* The host pid behind a pidfd (proc(5), /proc/PID/fdinfo "Pid:"),
  * translated into our pid namespace by the kernel. */
 static pid_t pidfd_pid(int pidfd)
@@ -280,7 +256,7 @@ static int leader_hello(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 			struct pc_error *err)
 {
 	struct pc_sync_msg m, go = { .type = PC_SYNC_GO };
-	int fd, r = recv_rec(sb->sync_fd, &m, &fd);
+	int fd, r = pc_sync_recv(sb->sync_fd, &m, &fd);
 	pid_t host_pid;
 
 	if (r <= 0 || m.type != PC_WARM_HELLO || fd < 0) {
@@ -308,7 +284,7 @@ static int leader_ready(struct pc_zygote *z, struct pc_sandbox *sb, struct pc_er
 	struct pc_sync_msg m;
 
 	for (;;) {
-		int fd, r = recv_rec(sb->sync_fd, &m, &fd);
+		int fd, r = pc_sync_recv(sb->sync_fd, &m, &fd);
 
 		/* sync 5: the job process's last set-up step (nothing after it
 		 * can fail), so the job runs from here; sync 3 follows. */
@@ -399,7 +375,7 @@ int pc_zygote_reap(struct pc_sandbox *sb, int *job_status, bool *from_init)
 	 * Without that record the leader itself was killed. */
 	*job_status = SIGKILL;
 	*from_init = false;
-	while (!*from_init && recv_rec(sb->sync_fd, &m, &fd) > 0) {
+	while (!*from_init && pc_sync_recv(sb->sync_fd, &m, &fd) > 0) {
 		if (fd >= 0)
 			close(fd);
 		if (m.type == PC_SYNC_EXIT) { /* sync 4 */
