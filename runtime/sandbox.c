@@ -327,26 +327,36 @@ void pc_sandbox_init(struct pc_sandbox *sb)
 				  .notify_fd = -1 };
 }
 
+int pc_sandbox_channels(struct pc_sandbox *sb, int *child_sync, int *out_w, int *err_w, int *res_w,
+			struct pc_error *err)
+{
+	int sp[2], p[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return pc_error_set(err, errno, "socketpair");
+	sb->sync_fd = sp[0], *child_sync = sp[1];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pc_error_set(err, errno, "pipe");
+	sb->out_fd = p[0], *out_w = p[1];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pc_error_set(err, errno, "pipe");
+	sb->err_fd = p[0], *err_w = p[1];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return pc_error_set(err, errno, "pipe");
+	sb->result_fd = p[0], *res_w = p[1];
+	return 0;
+}
+
 int pc_sandbox_start(const struct pc_sandbox_config *cfg, struct pc_sandbox *sb, struct pc_error *err)
 {
 	_cleanup_close_ int child_sync = -1, out_w = -1, err_w = -1, res_w = -1;
 	struct pc_sync_msg go = { .type = PC_SYNC_GO };
-	int sp[2], p[2], r;
+	int r;
 
 	if ((r = pc_caps_prepare(&sb->caps, err)) < 0)
 		return r;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
-		return pc_error_set(err, errno, "socketpair");
-	sb->sync_fd = sp[0], child_sync = sp[1];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pc_error_set(err, errno, "pipe");
-	sb->out_fd = p[0], out_w = p[1];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pc_error_set(err, errno, "pipe");
-	sb->err_fd = p[0], err_w = p[1];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pc_error_set(err, errno, "pipe");
-	sb->result_fd = p[0], res_w = p[1];
+	if ((r = pc_sandbox_channels(sb, &child_sync, &out_w, &err_w, &res_w, err)) < 0)
+		return r;
 
 	sb->pid = do_clone(cfg, &sb->pidfd);
 	if (sb->pid < 0) {

@@ -64,6 +64,10 @@ void pc_sandbox_init(struct pc_sandbox *sb);
 /* Clones the child, writes its id maps, lets it run; returns once the job
  * process has been exec'd (PC_SYNC_EXEC_OK) or with the child's error. */
 int pc_sandbox_start(const struct pc_sandbox_config *cfg, struct pc_sandbox *sb, struct pc_error *err);
+/* The supervisor's ends (sync socket, stdout/stderr/result pipes) into sb,
+ * the sandbox's ends into the four out-parameters; all O_CLOEXEC. */
+int pc_sandbox_channels(struct pc_sandbox *sb, int *child_sync, int *out_w, int *err_w, int *res_w,
+			struct pc_error *err);
 /* One sync record (sync.h) and the descriptor it may carry (SCM_RIGHTS;
  * *passed_fd is -1 when none came). 1: a record; 0: EOF or short; <0 -errno. */
 struct pc_sync_msg;

@@ -314,7 +314,7 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 	struct pc_warm_req q = { .type = PC_WARM_JOB, .tmpfs_bytes = cfg->mounts.tmpfs_bytes,
 				 .tmpfs_inodes = cfg->mounts.tmpfs_inodes };
 	struct timeval tv = { .tv_sec = LEADER_TIMEOUT_S };
-	int sp[2], p[2], fds[PC_WARM_NFDS], r;
+	int fds[PC_WARM_NFDS], r;
 	size_t i;
 
 	if (z->sb.sync_fd < 0)
@@ -333,18 +333,8 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 	}
 	q.landlock_abi = cfg->landlock && cfg->landlock->enabled ? cfg->landlock->abi : 0;
 	q.seccomp_insns = z->seccomp_insns;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
-		return pc_error_set(err, errno, "socketpair");
-	sb->sync_fd = sp[0], child_sync = sp[1];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pc_error_set(err, errno, "pipe");
-	sb->out_fd = p[0], out_w = p[1];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pc_error_set(err, errno, "pipe");
-	sb->err_fd = p[0], err_w = p[1];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return pc_error_set(err, errno, "pipe");
-	sb->result_fd = p[0], res_w = p[1];
+	if ((r = pc_sandbox_channels(sb, &child_sync, &out_w, &err_w, &res_w, err)) < 0)
+		return r;
 	if ((files = files_memfd(cfg, err)) < 0)
 		return files;
 	fds[PC_WARM_FD_STDIN] = cfg->stdin_fd, fds[PC_WARM_FD_STDOUT] = out_w, fds[PC_WARM_FD_STDERR] = err_w;
