@@ -237,8 +237,12 @@ static int parse_object(json_object *root, const struct pc_policy *pol, struct p
 
 /* json-c turns a lone UTF-16 surrogate escape ("\\ud800") into U+FFFD
  * without a word, so the check the raw bytes got (valid UTF-8) says nothing
- * about what the escapes decode to. Refuse unpaired surrogates here. */
-static bool bad_surrogate_escape(const char *buf, size_t len)
+ * about what the escapes decode to. Refuse unpaired surrogates here, and
+ * "\\u0000" too: json-c cuts an object key at it ("a\\u0000/.." reads as
+ * "a"), so a NUL is refused in every string of a job, not only in code.
+ * Returns the refusal reason, or NULL; *has_nul says a NUL was seen (the
+ * caller refuses it after parsing, so code and files keep their own reasons). */
+static const char *bad_unicode_escape(const char *buf, size_t len, bool *has_nul)
 {
 	bool pending_high = false;
 
@@ -248,12 +252,12 @@ static bool bad_surrogate_escape(const char *buf, size_t len)
 
 		if (buf[i] != '\\') {
 			if (pending_high)
-				return true;
+				return "invalid_unicode_escape";
 			continue;
 		}
 		if (i + 1 < len && buf[i + 1] != 'u') {
 			if (pending_high)
-				return true;
+				return "invalid_unicode_escape";
 			i++; /* skip the escaped character (it may be a backslash) */
 			continue;
 		}
@@ -262,11 +266,13 @@ static bool bad_surrogate_escape(const char *buf, size_t len)
 			v = v * 16 + (unsigned)(c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : 0);
 		}
 		if (pending_high != (v >= 0xdc00 && v <= 0xdfff))
-			return true; /* high without low, or low without high */
+			return "invalid_unicode_escape"; /* high without low, or low without high */
+		if (k == 4 && memcmp(buf + i + 2, "0000", 4) == 0)
+			*has_nul = true;
 		pending_high = v >= 0xd800 && v <= 0xdbff;
 		i += 5;
 	}
-	return pending_high;
+	return pending_high ? "invalid_unicode_escape" : NULL;
 }
 
 /* NaN and Infinity are not JSON, but json-c accepts them even in strict
@@ -308,6 +314,7 @@ int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struc
 {
 	_cleanup_json_ json_object *root = NULL;
 	const char *why = NULL;
+	bool has_nul = false;
 
 	memset(job, 0, sizeof(*job));
 	if (len > pol->max_job_bytes)
@@ -323,8 +330,8 @@ int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struc
 	 * apart here, before the parser gives a misleading reason. */
 	if (!starts_like_object(buf, len))
 		return INVALID("not_an_object");
-	if (bad_surrogate_escape(buf, len))
-		return INVALID("invalid_unicode_escape");
+	if ((why = bad_unicode_escape(buf, len, &has_nul)))
+		return INVALID("%s", why);
 	root = pc_json_parse(buf, len, &why);
 	if (!root)
 		return INVALID("malformed_json:%s", why);
@@ -332,7 +339,11 @@ int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struc
 		return INVALID("not_an_object");
 	if (has_non_finite(root, 0))
 		return INVALID("non_finite_number");
-	return parse_object(root, pol, job, je);
+	if (parse_object(root, pol, job, je) < 0)
+		return -1;
+	if (has_nul)
+		return INVALID("nul_byte");
+	return 0;
 }
 
 void pc_job_free(struct pc_job *job)

@@ -383,3 +383,19 @@ def test_input_of_every_json_type_reaches_the_job(value):
     r = run_job({"code": "result = input_data", "input": value})
     assert r.json["status"] == "ok", r
     assert r.json["result"] == value
+
+
+@pytest.mark.parametrize("raw", [
+    '{"code": "pass", "files": {"a\\u0000/..": "x"}}',   # json-c would cut the key to "a"
+    '{"code": "pass", "input": "a\\u0000b"}',
+    '{"code": "pass", "input": {"k\\u0000": 1}}',
+])
+def test_nul_escape_is_refused_everywhere(raw):
+    r = run_job(None, raw=raw)
+    assert r.returncode == 2 and r.code == "INVALID_JOB"
+    assert r.json["error"]["details"]["reason"] == "nul_byte"
+
+
+def test_escaped_backslash_before_u0000_is_plain_text():
+    r = run_job(None, raw='{"code": "result = input_data", "input": "a\\\\u0000b"}')
+    assert r.json["status"] == "ok" and r.json["result"] == "a\\u0000b"
