@@ -144,6 +144,38 @@ static void check_cgroup(struct check_ctx *c)
 		     ev);
 }
 
+/* On cgroup v1 a job's process is attached by a cgroup.procs write, which
+ * takes the threadgroup rwsem; after an idle gap that waits for an RCU grace
+ * period, measured here at 7-16 ms per job (tools/bench-cgroup-attach).
+ * favordynmods (Linux 6.0+, a mount option of any hierarchy) makes it
+ * 0.04 ms; cgroup v2 has no attach at all (CLONE_INTO_CGROUP). Advice only:
+ * never a FAIL. */
+static void check_cgroup_attach(struct check_ctx *c)
+{
+	char line[4096];
+	FILE *f;
+
+	if (is_cgroup_mount("/sys/fs/cgroup", CGROUP2_SUPER_MAGIC)) {
+		pc_audit_add(&c->a, "cgroup.attach", PC_AUDIT_PASS, "v2: jobs enter their cgroup at clone (CLONE_INTO_CGROUP)");
+		return;
+	}
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *sep = strstr(line, " - cgroup");
+		if (sep && strstr(sep, "favordynmods")) {
+			fclose(f);
+			pc_audit_add(&c->a, "cgroup.attach", PC_AUDIT_PASS, "v1 with favordynmods: attach does not stall");
+			return;
+		}
+	}
+	if (f)
+		fclose(f);
+	pc_audit_add(&c->a, "cgroup.attach", PC_AUDIT_SKIP,
+		     "v1 without favordynmods: attaching a job can stall 7-16 ms after an idle gap; advice: keep a "
+		     "hierarchy mounted with it (mkdir -p /run/pycell-fdm && mount -t cgroup -o "
+		     "none,name=pycell-fdm,favordynmods none /run/pycell-fdm; Linux 6.0+), or boot with cgroup v2");
+}
+
 static void check_seccomp(struct check_ctx *c)
 {
 	char buf[256] = "";
@@ -228,6 +260,7 @@ int pc_cmd_check(int argc, char **argv)
 	check_kernel(c);
 	check_userns(c);
 	check_cgroup(c);
+	check_cgroup_attach(c);
 	check_seccomp(c);
 	check_landlock(c);
 	check_rootfs(c, &cli);

@@ -136,7 +136,8 @@ def test_unreadable_baseline_is_a_usage_error(tmp_path):
 def test_check_reports_host_readiness():
     p = subprocess.run([PYCELL, "check"], capture_output=True, text=True, timeout=60)
     got = lines(p.stdout)
-    assert set(got) == {"cgroup", "kernel.version", "landlock", "pycell_init", "rootfs", "seccomp", "userns"}
+    assert set(got) == {"cgroup", "cgroup.attach", "kernel.version", "landlock", "pycell_init", "rootfs", "seccomp",
+                        "userns"}
     assert got["kernel.version"][1].startswith("Linux ")
     assert got["rootfs"][0] == "PASS", p.stdout
     for k, (st, _) in got.items():
@@ -144,6 +145,21 @@ def test_check_reports_host_readiness():
             assert f"{k}" in p.stdout and "fix:" in p.stdout
     assert p.returncode == (1 if any(st == "FAIL" for st, _ in got.values()) else 0)
     assert p.stdout.rstrip().endswith("ready")
+
+
+def test_check_advises_on_the_cgroup_attach_stall():
+    # Advice only (SKIP, never FAIL): v2 has no attach; v1 stalls unless a
+    # hierarchy is mounted with favordynmods.
+    p = subprocess.run([PYCELL, "check"], capture_output=True, text=True, timeout=60)
+    st, ev = lines(p.stdout)["cgroup.attach"]
+    mounts = open("/proc/self/mountinfo").read()
+    if os.path.ismount("/sys/fs/cgroup") and "cgroup2" in [l.split(" - ")[1].split()[0] for l in mounts.splitlines()
+                                                          if l.split()[4] == "/sys/fs/cgroup"]:
+        assert (st, ev) == ("PASS", "v2: jobs enter their cgroup at clone (CLONE_INTO_CGROUP)")
+    elif "favordynmods" in mounts:
+        assert st == "PASS" and "favordynmods" in ev
+    else:
+        assert st == "SKIP" and "favordynmods" in ev and "7-16 ms" in ev
 
 
 def test_check_names_a_missing_rootfs(tmp_path):
