@@ -10,15 +10,19 @@
  *   handler  one per connection: reads one bounded request, runs the job
  *            through its zygote with the cold pipeline (pc_run_job with
  *            r.zygote set), writes one response and exits: 0, or
- *            HANDLER_ZYGOTE_BROKEN when the zygote misbehaved.
+ *            HANDLER_ZYGOTE_BROKEN when the zygote misbehaved. Before it
+ *            answers it writes one struct outcome on the report pipe: the
+ *            server keeps the /metrics counters from those.
  *   zygote   pycell-init --zygote, pid 1 of its own sandbox.
  * Zygotes are replaced after --jobs-per-zygote jobs, when one dies, and when
  * a handler reports an anomaly. A retired zygote finishes its jobs first. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +48,43 @@
 #define HEAD_MAX 8192
 #define IO_TIMEOUT_S 10
 #define HANDLER_ZYGOTE_BROKEN 3
+#define MAX_CODES 48 /* distinct (status, error code) pairs counted; more go to "OTHER" */
+#define MAX_HTTP 16  /* distinct HTTP statuses counted */
+
+/* What a handler tells the server about its request, in one write on the
+ * report pipe (atomic: far below PIPE_BUF), *before* it answers: a client
+ * that got its answer and then scrapes /metrics sees its job counted. */
+struct outcome {
+	uint32_t magic;
+	uint16_t http;	 /* the HTTP status answered */
+	uint8_t job;	 /* a job was run or refused: status, code and seconds are set */
+	uint8_t ok;	 /* its result's status was "ok" */
+	char code[32];	 /* its error code, "" when ok */
+	double seconds; /* from the request read to the answer */
+};
+#define OUTCOME_MAGIC 0x70636f31u
+
+/* Latency buckets (seconds) of pycell_job_duration_seconds; +Inf is implicit. */
+static const double bucket_le[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
+#define N_BUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
+
+/* Counters kept by the server (the parent) from the handlers' outcomes. */
+struct metrics {
+	struct {
+		bool ok;
+		char code[32];
+		unsigned long n;
+	} jobs[MAX_CODES];
+	int n_jobs;
+	struct {
+		int status;
+		unsigned long n;
+	} http[MAX_HTTP];
+	int n_http;
+	unsigned long bucket[N_BUCKETS]; /* not cumulative here; cumulated when written */
+	unsigned long count, busy, bad_reports;
+	double sum;
+};
 
 struct server {
 	struct pc_cli_common c;
@@ -59,6 +100,8 @@ struct server {
 	} h[MAX_HANDLERS];
 	int inflight, next;
 	unsigned long served, replaced;
+	int report[2]; /* handlers -> server: struct outcome records (O_NONBLOCK both ends) */
+	struct metrics m;
 	struct stat policy_st, rootfs_st; /* what the zygotes were made from */
 };
 
@@ -81,17 +124,41 @@ static const char *reason(int status)
 	}
 }
 
-static void respond(int fd, int status, const char *extra_headers, const char *body)
+/* The report pipe's write end, in a handler (-1 in the server). */
+static int report_fd = -1;
+
+static void report_outcome(int http, bool job, bool ok, const char *code, double seconds)
+{
+	struct outcome o = { .magic = OUTCOME_MAGIC, .http = (uint16_t)http, .job = job, .ok = ok, .seconds = seconds };
+
+	if (report_fd < 0)
+		return;
+	snprintf(o.code, sizeof(o.code), "%s", code ? code : "");
+	/* Non-blocking: a full pipe (the server not reading) loses a record
+	 * rather than holding a job's answer back. */
+	ssize_t w = write(report_fd, &o, sizeof(o));
+	(void)w;
+	close(report_fd);
+	report_fd = -1;
+}
+
+static void respond_type(int fd, int status, const char *type, const char *extra_headers, const char *body)
 {
 	char head[512];
 	size_t len = strlen(body);
 	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 			 "Connection: close\r\n%s\r\n",
-			 status, reason(status), len + 1, extra_headers ? extra_headers : "");
+			 status, reason(status), type, len + 1, extra_headers ? extra_headers : "");
 
+	report_outcome(status, false, false, NULL, 0); /* no-op when a job's outcome went already */
 	if (write_all(fd, head, (size_t)n) == 0 && write_all(fd, body, len) == 0)
 		(void)write_all(fd, "\n", 1);
+}
+
+static void respond(int fd, int status, const char *extra_headers, const char *body)
+{
+	respond_type(fd, status, "application/json", extra_headers, body);
 }
 
 static void respond_error(int fd, int status, const char *message)
@@ -154,12 +221,19 @@ static int read_request(int fd, size_t max_body, char *method, char *target, cha
 }
 
 /* Audit first (it reads the document), then answer; consumes res. */
-static void answer(struct server *s, int fd, int status, json_object *res, const struct pc_job *job)
+static void answer(struct server *s, int fd, int status, json_object *res, const struct pc_job *job, long long t0)
 {
 	struct pc_error aerr = { 0 };
+	json_object *st = NULL, *e = NULL, *c = NULL;
+	bool ok;
 
 	if (res && pc_audit_append(&s->c.policy, res, job->code, job->code_len, &aerr) < 0)
 		fprintf(stderr, "pycell serve: warning: audit log: %s\n", aerr.msg);
+	ok = res && json_object_object_get_ex(res, "status", &st) && strcmp(json_object_get_string(st), "ok") == 0;
+	if (res && json_object_object_get_ex(res, "error", &e) && e)
+		json_object_object_get_ex(e, "code", &c);
+	report_outcome(res ? status : 500, true, ok,
+		       ok ? "" : c ? json_object_get_string(c) : "INTERNAL_ERROR", (double)(now_ns() - t0) / 1e9);
 	if (res)
 		respond(fd, status, NULL,
 			json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -194,14 +268,14 @@ static int run_one(struct server *s, struct pc_zygote *z, int fd, const char *bu
 		res = pc_result_build(&r, &exit_status);
 		if (exit_status == PC_EXIT_RUNTIME)
 			status = 500;
-		answer(s, fd, status, res, &job);
+		answer(s, fd, status, res, &job, t0);
 		/* The job's cgroup goes after the caller has its answer. */
 		pc_resources_release(&r.rc);
 		pc_run_free(&r);
 		res = NULL;
 	}
 	if (status == 400)
-		answer(s, fd, status, res, &job);
+		answer(s, fd, status, res, &job, t0);
 	pc_job_free(&job);
 	return z->broken ? HANDLER_ZYGOTE_BROKEN : 0;
 }
@@ -218,6 +292,85 @@ static void health(const struct server *s, char *buf, size_t len)
 		n += (size_t)snprintf(buf + n, len - n, "%s%d", i ? ", " : "", (int)s->z[i].sb.pid);
 	if (n < len)
 		snprintf(buf + n, len - n, "]}");
+}
+
+/* A label value: error codes are [A-Z0-9_]; anything else becomes '_'. */
+static const char *label(const char *v, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; v[i] && i + 1 < len; i++)
+		buf[i] = (char)((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '_' ? v[i] : '_');
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Prometheus text exposition (version 0.0.4) of the server's state when
+ * this handler was forked (the server drains the report pipe first).
+ * Returns a malloc'd string or NULL. */
+static char *metrics_text(const struct server *s)
+{
+	const struct metrics *m = &s->m;
+	char *buf = NULL, lb[40];
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+	unsigned long cum = 0;
+	int i, ready = 0, retiring = 0;
+
+	if (!f)
+		return NULL;
+	for (i = 0; i < s->pool; i++)
+		ready += s->z[i].sb.pid > 0 && !s->z[i].broken;
+	for (i = 0; i < MAX_RETIRED; i++)
+		retiring += s->retired[i].sb.pid > 0;
+	fputs("# HELP pycell_jobs_total Jobs answered (run or refused), by result status and error code.\n"
+	      "# TYPE pycell_jobs_total counter\n", f);
+	if (!m->n_jobs)
+		fputs("pycell_jobs_total{status=\"ok\",code=\"\"} 0\n", f);
+	for (i = 0; i < m->n_jobs; i++)
+		fprintf(f, "pycell_jobs_total{status=\"%s\",code=\"%s\"} %lu\n", m->jobs[i].ok ? "ok" : "error",
+			label(m->jobs[i].code, lb, sizeof(lb)), m->jobs[i].n);
+	fputs("# HELP pycell_job_duration_seconds Time from a job's request read to its answer.\n"
+	      "# TYPE pycell_job_duration_seconds histogram\n", f);
+	for (i = 0; i < (int)N_BUCKETS; i++) {
+		cum += m->bucket[i];
+		fprintf(f, "pycell_job_duration_seconds_bucket{le=\"%g\"} %lu\n", bucket_le[i], cum);
+	}
+	fprintf(f, "pycell_job_duration_seconds_bucket{le=\"+Inf\"} %lu\n", m->count);
+	fprintf(f, "pycell_job_duration_seconds_sum %.6f\npycell_job_duration_seconds_count %lu\n", m->sum, m->count);
+	fputs("# HELP pycell_http_responses_total Responses by HTTP status (503s of a full server included).\n"
+	      "# TYPE pycell_http_responses_total counter\n", f);
+	for (i = 0; i < m->n_http; i++)
+		fprintf(f, "pycell_http_responses_total{code=\"%d\"} %lu\n", m->http[i].status,
+			m->http[i].n + (m->http[i].status == 503 ? m->busy : 0));
+	for (i = 0; i < m->n_http && m->http[i].status != 503; i++)
+		;
+	if (i == m->n_http && m->busy)
+		fprintf(f, "pycell_http_responses_total{code=\"503\"} %lu\n", m->busy);
+	fprintf(f, "# HELP pycell_busy_rejections_total Connections answered 503 because --max-inflight were running.\n"
+		   "# TYPE pycell_busy_rejections_total counter\npycell_busy_rejections_total %lu\n"
+		   "# HELP pycell_connections_total Connections handed to a handler.\n"
+		   "# TYPE pycell_connections_total counter\npycell_connections_total %lu\n"
+		   "# HELP pycell_zygote_replacements_total Zygotes replaced (job count, anomaly, policy change).\n"
+		   "# TYPE pycell_zygote_replacements_total counter\npycell_zygote_replacements_total %lu\n"
+		   "# HELP pycell_pool_size Zygotes the server keeps (--pool).\n"
+		   "# TYPE pycell_pool_size gauge\npycell_pool_size %d\n"
+		   "# HELP pycell_zygotes_ready Pool zygotes alive and not marked for replacement.\n"
+		   "# TYPE pycell_zygotes_ready gauge\npycell_zygotes_ready %d\n"
+		   "# HELP pycell_zygotes_retiring Replaced zygotes still finishing their jobs.\n"
+		   "# TYPE pycell_zygotes_retiring gauge\npycell_zygotes_retiring %d\n"
+		   "# HELP pycell_inflight Requests being handled (jobs and probes, this scrape excluded).\n"
+		   "# TYPE pycell_inflight gauge\npycell_inflight %d\n"
+		   "# HELP pycell_inflight_max --max-inflight: beyond it a request is answered 503 (there is no queue).\n"
+		   "# TYPE pycell_inflight_max gauge\npycell_inflight_max %d\n"
+		   "# HELP pycell_bad_reports_total Handler reports that were malformed (none expected).\n"
+		   "# TYPE pycell_bad_reports_total counter\npycell_bad_reports_total %lu\n",
+		m->busy, s->served, s->replaced, s->pool, ready, retiring, s->inflight, s->max_inflight, m->bad_reports);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 static int __attribute__((noreturn)) handle(struct server *s, struct pc_zygote *z, int fd)
@@ -241,13 +394,21 @@ static int __attribute__((noreturn)) handle(struct server *s, struct pc_zygote *
 			respond(fd, 200, NULL, body_hint);
 		else
 			respond_error(fd, 405, "use GET");
+	} else if (strcmp(target, "/metrics") == 0) {
+		_cleanup_free_ char *text = strcmp(method, "GET") == 0 ? metrics_text(s) : NULL;
+		if (strcmp(method, "GET") != 0)
+			respond_error(fd, 405, "use GET");
+		else if (!text)
+			respond_error(fd, 500, "cannot build the metrics");
+		else
+			respond_type(fd, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text);
 	} else if (strcmp(target, "/run") == 0 || strcmp(target, "/v1/jobs") == 0) {
 		if (strcmp(method, "POST") == 0)
 			code = run_one(s, z, fd, body ? body : "", len);
 		else
 			respond_error(fd, 405, "use POST with a job JSON body");
 	} else {
-		respond_error(fd, 404, "no such endpoint: POST /run, GET /health");
+		respond_error(fd, 404, "no such endpoint: POST /run, GET /health, GET /metrics");
 	}
 	shutdown(fd, SHUT_WR);
 	_exit(code);
@@ -283,6 +444,63 @@ static void replace_zygote(struct server *s, int i)
 		pc_zygote_stop(&s->z[i]);
 	s->replaced++;
 	start_zygote(s, i);
+}
+
+static void count(struct server *s, const struct outcome *o)
+{
+	struct metrics *m = &s->m;
+	int i;
+
+	for (i = 0; i < m->n_http && m->http[i].status != o->http; i++)
+		;
+	if (i < MAX_HTTP) {
+		m->http[i].status = o->http;
+		m->http[i].n++;
+		m->n_http += i == m->n_http;
+	}
+	if (!o->job)
+		return;
+	bool ok = o->ok;
+	const char *code = o->code;
+again:
+	for (i = 0; i < m->n_jobs && (m->jobs[i].ok != ok || strcmp(m->jobs[i].code, code)); i++)
+		;
+	if (i == m->n_jobs && i == MAX_CODES - 1 && strcmp(code, "OTHER")) {
+		ok = false, code = "OTHER"; /* the last slot counts the rest */
+		goto again;
+	}
+	if (i == m->n_jobs) {
+		m->jobs[i].ok = ok;
+		snprintf(m->jobs[i].code, sizeof(m->jobs[i].code), "%s", code);
+		m->n_jobs++;
+	}
+	m->jobs[i].n++;
+	for (i = 0; i < (int)N_BUCKETS && o->seconds > bucket_le[i]; i++)
+		;
+	if (i < (int)N_BUCKETS)
+		m->bucket[i]++;
+	m->count++;
+	m->sum += o->seconds;
+}
+
+/* Every record the handlers wrote so far (the pipe is non-blocking). */
+static void drain_reports(struct server *s)
+{
+	struct outcome o;
+	ssize_t n;
+
+	while ((n = read(s->report[0], &o, sizeof(o))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		if (n != (ssize_t)sizeof(o) || o.magic != OUTCOME_MAGIC) {
+			s->m.bad_reports++;
+			continue;
+		}
+		o.code[sizeof(o.code) - 1] = '\0';
+		count(s, &o);
+	}
 }
 
 static void reap(struct server *s)
@@ -363,27 +581,48 @@ static void check_sources(struct server *s)
 		replace_zygote(s, i);
 }
 
+/* An answer given at accept, without reading the request (503): whatever
+ * request bytes have arrived are read and dropped before the caller closes,
+ * because closing a Unix socket with unread data resets the peer, which
+ * then loses the answer (ECONNRESET) instead of reading it. Never blocks. */
+static void respond_unread(int conn, int status, const char *extra_headers, const char *body)
+{
+	char sink[4096];
+	int i;
+
+	respond(conn, status, extra_headers, body);
+	shutdown(conn, SHUT_WR);
+	for (i = 0; i < 64 && recv(conn, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+}
+
 static void dispatch(struct server *s, int conn, int lfd, int sfd)
 {
 	int zi, k;
 	pid_t pid;
 
 	check_sources(s);
+	drain_reports(s); /* the handler's snapshot (/metrics) includes every answered job */
 	zi = s->next++ % s->pool;
 	if (s->inflight >= s->max_inflight || s->z[zi].broken) {
-		respond(conn, 503, "Retry-After: 1\r\n", "{\"error\": {\"code\": \"BUSY\", \"message\": \"all slots busy\"}}");
+		s->m.busy++;
+		respond_unread(conn, 503, "Retry-After: 1\r\n",
+			       "{\"error\": {\"code\": \"BUSY\", \"message\": \"all slots busy\"}}");
 		return;
 	}
 	for (k = 0; k < MAX_HANDLERS && s->h[k].pid; k++)
 		;
 	pid = fork();
 	if (pid == 0) {
-		close(lfd), close(sfd);
+		close(lfd), close(sfd), close(s->report[0]);
+		report_fd = s->report[1];
 		sigprocmask(SIG_SETMASK, &(sigset_t){ { 0 } }, NULL);
 		handle(s, &s->z[zi], conn);
 	}
 	if (pid < 0) {
-		respond_error(conn, 503, "cannot fork a handler");
+		s->m.busy++;
+		respond_unread(conn, 503, "Retry-After: 1\r\n",
+			       "{\"error\": {\"code\": \"BUSY\", \"message\": \"cannot fork a handler\"}}");
 		return;
 	}
 	s->h[k].pid = pid, s->h[k].zi = zi, s->h[k].gen = s->gen[zi];
@@ -435,10 +674,14 @@ static int serve_loop(struct server *s, int lfd, int sfd)
 	bool stopping = false;
 
 	while (!stopping || s->inflight > 0) {
-		struct pollfd p[2] = { { .fd = stopping ? -1 : lfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+		struct pollfd p[3] = { { .fd = stopping ? -1 : lfd, .events = POLLIN },
+				       { .fd = sfd, .events = POLLIN },
+				       { .fd = s->report[0], .events = POLLIN } };
 
-		if (poll(p, 2, 1000) < 0 && errno != EINTR)
+		if (poll(p, 3, 1000) < 0 && errno != EINTR)
 			return -1;
+		if (p[2].revents & POLLIN)
+			drain_reports(s);
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD && !stopping) {
@@ -469,7 +712,8 @@ static const struct option serve_opts[] = {
 #define SERVE_USAGE                                                                                      \
 	"usage: pycell serve --socket PATH [--policy FILE] [--rootfs DIR] [--pool N (1)]\n"             \
 	"                    [--jobs-per-zygote K (1000)] [--max-inflight M (32)]\n"                    \
-	"  POST /run (or /v1/jobs) with a job JSON body -> the result JSON; GET /health\n"
+	"  POST /run (or /v1/jobs) with a job JSON body -> the result JSON; GET /health (/v1/health);\n" \
+	"  GET /metrics (Prometheus text)\n"
 
 int pc_cmd_serve(int argc, char **argv)
 {
@@ -505,6 +749,11 @@ int pc_cmd_serve(int argc, char **argv)
 	sigaddset(&mask, SIGTERM), sigaddset(&mask, SIGINT), sigaddset(&mask, SIGHUP), sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (pipe2(s.report, O_CLOEXEC | O_NONBLOCK) < 0) {
+		fprintf(stderr, "pycell serve: pipe: %s\n", strerror(errno));
+		pc_cli_cleanup(&s.c);
+		return PC_EXIT_RUNTIME;
+	}
 	for (i = 0; i < s.pool; i++) {
 		if (start_zygote(&s, i) < 0) {
 			while (i >= 0)
@@ -527,6 +776,7 @@ int pc_cmd_serve(int argc, char **argv)
 	for (i = 0; i < MAX_RETIRED; i++)
 		pc_zygote_stop(&s.retired[i]);
 	close(sfd);
+	close(s.report[0]), close(s.report[1]);
 	fprintf(stderr, "pycell serve: stopped after %lu jobs (%lu zygote replacements)\n", s.served, s.replaced);
 	pc_cli_cleanup(&s.c);
 	return rc < 0 ? PC_EXIT_RUNTIME : 0;
