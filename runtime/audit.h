@@ -12,7 +12,7 @@
 #include "sandbox.h"
 
 #define PC_AUDIT_MAX 64
-#define PC_AUDIT_NS 7
+#define PC_AUDIT_NS  7
 
 enum pc_audit_status { PC_AUDIT_PASS, PC_AUDIT_FAIL, PC_AUDIT_SKIP };
 
@@ -31,7 +31,7 @@ struct pc_audit {
 struct pc_audit_outside {
 	char host_ns[PC_AUDIT_NS][64]; /* readlink /proc/self/ns/X of pycell */
 	long long limits[PC_LIM_COUNT];
-	int cg_version;              /* 0: no cgroup limits applied */
+	int cg_version; /* 0: no cgroup limits applied */
 	char cg_unapplied[64];
 	char cg_memory[64], cg_pids[64], cg_cpu[64]; /* the job group's files, live */
 	bool cg_read;
@@ -48,7 +48,7 @@ extern const char pc_audit_evidence_py[]; /* runtime/audit/evidence.py */
 
 const char *pc_audit_status_name(enum pc_audit_status s);
 void pc_audit_add(struct pc_audit *a, const char *id, enum pc_audit_status st, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Judges the evidence job's result value against the outside view. */
 void pc_audit_judge(struct pc_audit *a, json_object *ev, const struct pc_audit_outside *o);
 /* Sorts by id (the report is diffable). */

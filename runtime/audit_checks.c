@@ -87,10 +87,10 @@ static void judge_namespaces(struct pc_audit *a, json_object *ev, const struct p
 		char id[48];
 
 		snprintf(id, sizeof(id), "namespace.%s", pc_audit_ns_names[i]);
-		pc_audit_add(a, id, pass_if(job[0] && o->host_ns[i][0] && strcmp(job, o->host_ns[i]) != 0),
-			     "%s", !job[0] ? "job's namespace unreadable"
-				   : strcmp(job, o->host_ns[i]) != 0 ? "job's id differs from the host's"
-								      : "job shares the host's namespace");
+		pc_audit_add(a, id, pass_if(job[0] && o->host_ns[i][0] && strcmp(job, o->host_ns[i]) != 0), "%s",
+			     !job[0]			       ? "job's namespace unreadable"
+			     : strcmp(job, o->host_ns[i]) != 0 ? "job's id differs from the host's"
+							       : "job shares the host's namespace");
 	}
 }
 
@@ -105,7 +105,10 @@ static void judge_map(struct pc_audit *a, const char *id, const char *map)
 	sscanf(map, "%ld %ld %ld", &in, &out, &count);
 	pc_audit_add(a, id, pass_if(lines == 1 && count == 1 && out > 0 && in > 0),
 		     "%d line(s): job id %ld -> host id %s, %ld id(s)", lines, in,
-		     out == 0 ? "0 (root)" : out > 0 ? "unprivileged" : "?", count);
+		     out == 0  ? "0 (root)"
+		     : out > 0 ? "unprivileged"
+			       : "?",
+		     count);
 }
 
 static void judge_status(struct pc_audit *a, const char *status, const struct pc_audit_outside *o)
@@ -161,9 +164,11 @@ static void judge_attempts(struct pc_audit *a, json_object *ev)
 /* Mount points the sandbox builds (mounts.c); anything else is a leak. */
 static bool known_mount(const char *mp)
 {
-	static const char *const known[] = { "/", "/workspace", "/tmp", "/dev", "/dev/null", "/dev/zero",
-					     "/dev/full", "/dev/random", "/dev/urandom", "/dev/shm", "/proc",
-					     "/.pycell", "/.pycell/init", "/.pycell/shim", "/.pycell/probe" };
+	static const char *const known[] = {
+		"/",	     "/workspace", "/tmp",	    "/dev",	     "/dev/null",
+		"/dev/zero", "/dev/full",  "/dev/random",   "/dev/urandom",  "/dev/shm",
+		"/proc",     "/.pycell",   "/.pycell/init", "/.pycell/shim", "/.pycell/probe"
+	};
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(mp, known[i]) == 0)
@@ -205,8 +210,7 @@ static void judge_mounts(struct pc_audit *a, const char *mountinfo, bool statvfs
 		/* The five device nodes are bind mounts of devtmpfs nodes (they
 		 * need dev); every other mount must be nosuid, and writable
 		 * ones noexec. */
-		if (!known_mount(mp) ||
-		    (strncmp(mp, "/dev/", 5) != 0 && !has_opt(opts, "nosuid")) ||
+		if (!known_mount(mp) || (strncmp(mp, "/dev/", 5) != 0 && !has_opt(opts, "nosuid")) ||
 		    (has_opt(opts, "rw") && strcmp(mp, "/proc") != 0 && strncmp(mp, "/dev/", 5) != 0 &&
 		     !has_opt(opts, "noexec")) ||
 		    (strcmp(mp, "/dev/shm") == 0 && !has_opt(opts, "noexec")))
@@ -268,21 +272,21 @@ static void judge_cgroup(struct pc_audit *a, json_object *ev, const struct pc_au
 	pc_audit_add(a, "cgroup.namespace", pass_if(rooted), "inside /proc/self/cgroup: %s",
 		     rooted ? "every hierarchy at '/'" : "a path above the job's group");
 	if (o->cg_version == 0 || !o->cg_read) {
-		const char *why = o->cg_version == 0 ? "no cgroup applied (rootless without delegation?)"
-						     : "job group unreadable";
+		const char *why =
+		    o->cg_version == 0 ? "no cgroup applied (rootless without delegation?)" : "job group unreadable";
 		pc_audit_add(a, "cgroup.memory", PC_AUDIT_FAIL, "%s; unapplied: %s", why, o->cg_unapplied);
 		pc_audit_add(a, "cgroup.pids", PC_AUDIT_FAIL, "%s", why);
 		pc_audit_add(a, "cgroup.cpu", PC_AUDIT_FAIL, "%s", why);
 		return;
 	}
-	pc_audit_add(a, "cgroup.memory", pass_if(strtoll(o->cg_memory, NULL, 10) == mem),
-		     "v%d %s=%s (policy %lld MiB)", o->cg_version, o->cg_version == 2 ? "memory.max" : "memory.limit_in_bytes",
-		     o->cg_memory, o->limits[PC_LIM_MEMORY_MB]);
+	pc_audit_add(a, "cgroup.memory", pass_if(strtoll(o->cg_memory, NULL, 10) == mem), "v%d %s=%s (policy %lld MiB)",
+		     o->cg_version, o->cg_version == 2 ? "memory.max" : "memory.limit_in_bytes", o->cg_memory,
+		     o->limits[PC_LIM_MEMORY_MB]);
 	pc_audit_add(a, "cgroup.pids", pass_if(strtoll(o->cg_pids, NULL, 10) == pids), "v%d pids.max=%s (policy %lld)",
 		     o->cg_version, o->cg_pids, pids);
 	pc_audit_add(a, "cgroup.cpu", pass_if(o->cg_cpu[0] && strncmp(o->cg_cpu, "max", 3) != 0 && o->cg_cpu[0] != '-'),
-		     "v%d %s=%s (policy %lld%% of a core)", o->cg_version, o->cg_version == 2 ? "cpu.max" : "cpu.cfs_quota_us",
-		     o->cg_cpu, o->limits[PC_LIM_CPU_PERCENT]);
+		     "v%d %s=%s (policy %lld%% of a core)", o->cg_version,
+		     o->cg_version == 2 ? "cpu.max" : "cpu.cfs_quota_us", o->cg_cpu, o->limits[PC_LIM_CPU_PERCENT]);
 }
 
 static const char *rlimit_name(int res)
@@ -328,8 +332,9 @@ static void judge_rlimits(struct pc_audit *a, json_object *ev, const struct pc_a
  * (sync.h); 3 (bootstrap) is read and closed before user code. */
 static void judge_fds(struct pc_audit *a, json_object *ev)
 {
-	static const char *const want[][2] = { { "0", "/memfd:pycell-input" }, { "1", "pipe:" }, { "2", "pipe:" },
-					       { "4", "pipe:" } };
+	static const char *const want[][2] = {
+		{ "0", "/memfd:pycell-input" }, { "1", "pipe:" }, { "2", "pipe:" }, { "4", "pipe:" }
+	};
 	json_object *fds = NULL;
 	char buf[480] = "";
 	bool ok;
@@ -340,8 +345,7 @@ static void judge_fds(struct pc_audit *a, json_object *ev)
 	for (size_t i = 0; ok && i < sizeof(want) / sizeof(want[0]); i++)
 		ok = strcmp(str(fds, want[i][0]), want[i][1]) == 0;
 	if (fds && json_object_is_type(fds, json_type_object)) {
-		json_object_object_foreach(fds, k, v)
-		{
+		json_object_object_foreach (fds, k, v) {
 			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s=%s", buf[0] ? " " : "", k,
 				 json_object_get_string(v));
 		}

@@ -225,10 +225,11 @@ int pc_cgroup_prepare(struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT]
 	snprintf(b->parent, sizeof(b->parent), "%s", env_or("PYCELL_CGROUP_PARENT", PC_CGROUP_DEFAULT_PARENT));
 	if (!valid_parent(b->parent)) {
 		free(b);
-		return pc_error_set(err, EINVAL,
-				    "PYCELL_CGROUP_PARENT '%s': give a relative path such as 'pycell' (letters, digits, "
-				    "'/', '-', '_', '.')",
-				    b->parent);
+		return pc_error_set(
+		    err, EINVAL,
+		    "PYCELL_CGROUP_PARENT '%s': give a relative path such as 'pycell' (letters, digits, "
+		    "'/', '-', '_', '.')",
+		    b->parent);
 	}
 	b->version = detect_version(b->root);
 	if (b->version != 1 && b->version != 2) {

@@ -25,20 +25,20 @@
 #define PC_CGROUP_DEFAULT_PARENT "pycell"
 
 struct pc_cgroup {
-	int version;   /* 0: none (rootless without delegation), 1 or 2 */
-	int clone_fd;  /* v2: directory fd for CLONE_INTO_CGROUP, else -1 */
-	void *backend; /* owned by cgroup.c */
-	char name[96]; /* job-<pid>-<hex>; "" when version 0 */
+	int version;	    /* 0: none (rootless without delegation), 1 or 2 */
+	int clone_fd;	    /* v2: directory fd for CLONE_INTO_CGROUP, else -1 */
+	void *backend;	    /* owned by cgroup.c */
+	char name[96];	    /* job-<pid>-<hex>; "" when version 0 */
 	char unapplied[64]; /* "memory,pids,cpu" limits not enforced; "" when all are */
 };
 
 struct pc_cgroup_stats {
 	long long cpu_ns;
 	long long peak_memory_bytes; /* -1 when unknown */
-	bool oom_killed;  /* the kernel OOM-killed a process of the group */
-	bool memory_hit;  /* the memory limit was reached (v1 failcnt, v2 events max) */
-	bool pids_hit;    /* a fork failed at pids.max */
-	bool cpu_exhausted; /* filled in by the caller from cpu_ns and cpu_ms */
+	bool oom_killed;	     /* the kernel OOM-killed a process of the group */
+	bool memory_hit;	     /* the memory limit was reached (v1 failcnt, v2 events max) */
+	bool pids_hit;		     /* a fork failed at pids.max */
+	bool cpu_exhausted;	     /* filled in by the caller from cpu_ns and cpu_ms */
 };
 
 /* Parent, before clone: creates the per-job group and writes the limits.

@@ -12,9 +12,9 @@
 
 struct cg_backend {
 	int version;
-	char root[PATH_MAX];   /* mount root: /sys/fs/cgroup */
-	char parent[PATH_MAX]; /* relative: "pycell" */
-	int dir[CG_V1_NCTL];   /* job group per controller (v2: dir[0] only) */
+	char root[PATH_MAX];	 /* mount root: /sys/fs/cgroup */
+	char parent[PATH_MAX];	 /* relative: "pycell" */
+	int dir[CG_V1_NCTL];	 /* job group per controller (v2: dir[0] only) */
 	bool shared[CG_V1_NCTL]; /* v1: same hierarchy as an earlier controller */
 	bool created[CG_V1_NCTL];
 };
@@ -24,7 +24,7 @@ extern const char *const cg_v1_controllers[CG_V1_NCTL];
 /* Writes the text to dirfd/name in one write(2); a short write is an error
  * (isolate's cg_write): cgroup files take a value in one go or not at all. */
 int cg_write(int dirfd, const char *name, struct pc_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Reads dirfd/name into buf (NUL-terminated). Returns length or -errno. */
 ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len);
 /* Value of "key N" lines (memory.events, pids.events, cpu.stat,

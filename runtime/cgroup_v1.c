@@ -62,8 +62,7 @@ static int write_limits(struct cg_backend *b, const long long *limits, struct pc
 		return r;
 	if ((r = cg_write(b->dir[CPU], "cpu.cfs_period_us", err, "%d", CFS_PERIOD_US)) < 0)
 		return r;
-	return cg_write(b->dir[CPU], "cpu.cfs_quota_us", err, "%lld",
-			limits[PC_LIM_CPU_PERCENT] * CFS_PERIOD_US / 100);
+	return cg_write(b->dir[CPU], "cpu.cfs_quota_us", err, "%lld", limits[PC_LIM_CPU_PERCENT] * CFS_PERIOD_US / 100);
 }
 
 int cg_v1_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err)
@@ -75,7 +74,8 @@ int cg_v1_prepare(struct cg_backend *b, const char *name, const long long *limit
 		_cleanup_close_ int rootfd = open_hierarchy(b, i);
 
 		if (rootfd < 0)
-			return pc_error_set(err, errno, "open cgroup v1 hierarchy '%s/%s'", b->root, cg_v1_controllers[i]);
+			return pc_error_set(err, errno, "open cgroup v1 hierarchy '%s/%s'", b->root,
+					    cg_v1_controllers[i]);
 		if (fstat(rootfd, &st[i]) < 0)
 			return pc_error_set(err, errno, "stat cgroup v1 hierarchy '%s'", cg_v1_controllers[i]);
 		/* cpu and cpuacct are often one hierarchy ("cpu,cpuacct") behind
@@ -133,8 +133,8 @@ void cg_v1_stats(struct cg_backend *b, struct pc_cgroup_stats *st)
 	/* memory.oom_control has "oom_kill N" since Linux 4.13; failcnt only
 	 * says the limit was reached (reclaim may have coped). */
 	st->oom_killed = cg_read_key(b->dir[MEM], "memory.oom_control", "oom_kill") > 0;
-	st->memory_hit = cg_read_ll(b->dir[MEM], "memory.failcnt") > 0 ||
-			 cg_read_ll(b->dir[MEM], "memory.memsw.failcnt") > 0;
+	st->memory_hit =
+	    cg_read_ll(b->dir[MEM], "memory.failcnt") > 0 || cg_read_ll(b->dir[MEM], "memory.memsw.failcnt") > 0;
 	st->pids_hit = cg_read_key(b->dir[PIDS], "pids.events", "max") > 0;
 }
 

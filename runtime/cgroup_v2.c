@@ -65,8 +65,7 @@ static int write_limits(int dir, const long long *limits, struct pc_error *err)
 	if ((r = cg_write(dir, "memory.max", err, "%lld", limits[PC_LIM_MEMORY_MB] * 1024 * 1024)) < 0)
 		return r;
 	/* Absent without swap accounting (no swap to limit then). */
-	if (faccessat(dir, "memory.swap.max", F_OK, 0) == 0 &&
-	    (r = cg_write(dir, "memory.swap.max", err, "0")) < 0)
+	if (faccessat(dir, "memory.swap.max", F_OK, 0) == 0 && (r = cg_write(dir, "memory.swap.max", err, "0")) < 0)
 		return r;
 	/* One OOM kill takes the whole job: no half-dead sandbox. */
 	(void)cg_write(dir, "memory.oom.group", NULL, "1");

@@ -23,7 +23,8 @@ static int resolve_rootfs(struct pc_cli_common *c, struct pc_error *err)
 	else
 		snprintf(cand, sizeof(cand), "%s", want);
 	if (!realpath(cand, c->rootfs))
-		return pc_error_set(err, errno, "rootfs '%s' (build it with 'make rootfs', or pass --rootfs DIR)", cand);
+		return pc_error_set(err, errno, "rootfs '%s' (build it with 'make rootfs', or pass --rootfs DIR)",
+				    cand);
 	return 0;
 }
 

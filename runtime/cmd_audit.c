@@ -53,11 +53,11 @@ static void read_cgroup_live(struct pc_run *r, void *arg)
 	snprintf(o->cg_unapplied, sizeof(o->cg_unapplied), "%s", cg->unapplied[0] ? cg->unapplied : "none");
 	if (cg->version == 0)
 		return;
-	o->cg_read = pc_cgroup_read_file(cg, "memory", v2 ? "memory.max" : "memory.limit_in_bytes", o->cg_memory,
-					 sizeof(o->cg_memory)) > 0 &&
-		     pc_cgroup_read_file(cg, "pids", "pids.max", o->cg_pids, sizeof(o->cg_pids)) > 0 &&
-		     pc_cgroup_read_file(cg, "cpu", v2 ? "cpu.max" : "cpu.cfs_quota_us", o->cg_cpu,
-					 sizeof(o->cg_cpu)) > 0;
+	o->cg_read =
+	    pc_cgroup_read_file(cg, "memory", v2 ? "memory.max" : "memory.limit_in_bytes", o->cg_memory,
+				sizeof(o->cg_memory)) > 0 &&
+	    pc_cgroup_read_file(cg, "pids", "pids.max", o->cg_pids, sizeof(o->cg_pids)) > 0 &&
+	    pc_cgroup_read_file(cg, "cpu", v2 ? "cpu.max" : "cpu.cfs_quota_us", o->cg_cpu, sizeof(o->cg_cpu)) > 0;
 	chomp(o->cg_memory);
 	chomp(o->cg_pids);
 	chomp(o->cg_cpu);
@@ -123,11 +123,12 @@ static void python_layer(struct pc_audit *a, const struct pc_policy *pol, json_o
 		pc_audit_add(a, "python.import_refused", PC_AUDIT_SKIP, "policy sets python.checks false");
 		return;
 	}
-	for (size_t i = 0; viol && json_object_is_type(viol, json_type_array) && i < json_object_array_length(viol); i++)
-		refused = refused ||
-			  strcmp(json_object_get_string(json_object_array_get_idx(viol, i)), "import_not_allowed:os") == 0;
-	pc_audit_add(a, "python.import_refused", refused && code && strcmp(code, "SECURITY_ERROR") == 0 ? PC_AUDIT_PASS
-													: PC_AUDIT_FAIL,
+	for (size_t i = 0; viol && json_object_is_type(viol, json_type_array) && i < json_object_array_length(viol);
+	     i++)
+		refused = refused || strcmp(json_object_get_string(json_object_array_get_idx(viol, i)),
+					    "import_not_allowed:os") == 0;
+	pc_audit_add(a, "python.import_refused",
+		     refused && code && strcmp(code, "SECURITY_ERROR") == 0 ? PC_AUDIT_PASS : PC_AUDIT_FAIL,
 		     "`import os` -> %s%s", code ? code : "?", refused ? " import_not_allowed:os" : "");
 }
 
@@ -149,7 +150,8 @@ static void print_report(const struct pc_audit *a, enum fmt f, const char *polic
 		for (int i = 0; i < a->n; i++) {
 			json_object *c = json_object_new_object();
 			json_object_object_add(c, "id", json_object_new_string(a->c[i].id));
-			json_object_object_add(c, "status", json_object_new_string(pc_audit_status_name(a->c[i].status)));
+			json_object_object_add(c, "status",
+					       json_object_new_string(pc_audit_status_name(a->c[i].status)));
 			json_object_object_add(c, "evidence", json_object_new_string(a->c[i].evidence));
 			json_object_array_add(arr, c);
 		}
@@ -160,7 +162,7 @@ static void print_report(const struct pc_audit *a, enum fmt f, const char *polic
 		json_object_object_add(o, "summary", sum);
 		json_object_object_add(o, "ok", json_object_new_boolean(counts[PC_AUDIT_FAIL] == 0));
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-							      JSON_C_TO_STRING_NOSLASHESCAPE));
+							   JSON_C_TO_STRING_NOSLASHESCAPE));
 		return;
 	}
 	if (f == FMT_MARKDOWN)
@@ -170,7 +172,8 @@ static void print_report(const struct pc_audit *a, enum fmt f, const char *polic
 		printf("pycell audit: policy '%s', rootfs '%s'\n", policy, rootfs);
 	for (int i = 0; i < a->n; i++) {
 		if (f == FMT_MARKDOWN)
-			printf("| `%s` | %s | %s |\n", a->c[i].id, pc_audit_status_name(a->c[i].status), a->c[i].evidence);
+			printf("| `%s` | %s | %s |\n", a->c[i].id, pc_audit_status_name(a->c[i].status),
+			       a->c[i].evidence);
 		else
 			printf("%s  %-28s %s\n", pc_audit_status_name(a->c[i].status), a->c[i].id, a->c[i].evidence);
 	}
@@ -198,8 +201,9 @@ static int load_baseline(const char *path, struct pc_audit *b)
 			json_object *c = json_object_array_get_idx(arr, i);
 			const char *st = json_object_get_string(member(c, "status"));
 			pc_audit_add(b, json_object_get_string(member(c, "id")) ?: "",
-				     st && strcmp(st, "PASS") == 0 ? PC_AUDIT_PASS
-				     : st && strcmp(st, "SKIP") == 0 ? PC_AUDIT_SKIP : PC_AUDIT_FAIL,
+				     st && strcmp(st, "PASS") == 0   ? PC_AUDIT_PASS
+				     : st && strcmp(st, "SKIP") == 0 ? PC_AUDIT_SKIP
+								     : PC_AUDIT_FAIL,
 				     "%s", json_object_get_string(member(c, "evidence")) ?: "");
 		}
 		return b->n;
@@ -211,7 +215,10 @@ static int load_baseline(const char *path, struct pc_audit *b)
 		if (sscanf(l, "%7s %47s %n", st, id, &off) < 2 ||
 		    (strcmp(st, "PASS") && strcmp(st, "FAIL") && strcmp(st, "SKIP")))
 			continue;
-		pc_audit_add(b, id, !strcmp(st, "PASS") ? PC_AUDIT_PASS : !strcmp(st, "SKIP") ? PC_AUDIT_SKIP : PC_AUDIT_FAIL,
+		pc_audit_add(b, id,
+			     !strcmp(st, "PASS")   ? PC_AUDIT_PASS
+			     : !strcmp(st, "SKIP") ? PC_AUDIT_SKIP
+						   : PC_AUDIT_FAIL,
 			     "%s", l + off);
 	}
 	return b->n;
@@ -233,7 +240,8 @@ static int diff_baseline(const struct pc_audit *a, const struct pc_audit *b)
 			printf("REGRESSION %s: PASS -> missing\n", b->c[i].id);
 			regressions++;
 		} else if (now && b->c[i].status == PC_AUDIT_PASS && now->status != PC_AUDIT_PASS) {
-			printf("REGRESSION %s: PASS -> %s: %s\n", now->id, pc_audit_status_name(now->status), now->evidence);
+			printf("REGRESSION %s: PASS -> %s: %s\n", now->id, pc_audit_status_name(now->status),
+			       now->evidence);
 			regressions++;
 		} else if (now && strcmp(now->evidence, b->c[i].evidence) != 0) {
 			printf("CHANGED %s: '%s' -> '%s'\n", now->id, b->c[i].evidence, now->evidence);
@@ -266,7 +274,8 @@ static int audit_jobs(struct pc_cli_common *c, struct pc_audit *a)
 
 	read_host_ns(&o);
 	snprintf(o.network, sizeof(o.network), "%s", c->policy.network);
-	snprintf(o.seccomp_list, sizeof(o.seccomp_list), "%s", c->policy.seccomp[0] ? base_name(c->policy.seccomp) : "");
+	snprintf(o.seccomp_list, sizeof(o.seccomp_list), "%s",
+		 c->policy.seccomp[0] ? base_name(c->policy.seccomp) : "");
 	probe_pol.python_checks = false;
 	if (!(res = run_one(c, &probe_pol, pc_audit_evidence_py, &o, why, sizeof(why)))) {
 		fprintf(stderr, "pycell audit: the evidence job could not run: %s\n", why);
@@ -311,7 +320,8 @@ int pc_cmd_audit(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			puts("usage: pycell audit [--policy FILE] [--rootfs DIR] [--format text|json|markdown] [--baseline FILE]");
+			puts("usage: pycell audit [--policy FILE] [--rootfs DIR] [--format text|json|markdown] "
+			     "[--baseline FILE]");
 			return 0;
 		default: return PC_EXIT_USAGE;
 		}
@@ -321,7 +331,8 @@ int pc_cmd_audit(int argc, char **argv)
 		return PC_EXIT_USAGE;
 	}
 	if (baseline && load_baseline(baseline, &b) <= 0) {
-		fprintf(stderr, "pycell audit: baseline '%s': unreadable or holds no checks (write one with --format json)\n",
+		fprintf(stderr,
+			"pycell audit: baseline '%s': unreadable or holds no checks (write one with --format json)\n",
 			baseline);
 		return PC_EXIT_USAGE;
 	}

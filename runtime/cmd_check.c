@@ -87,7 +87,8 @@ static void check_userns(struct check_ctx *c)
 		fail(c, "userns", "sysctl -w kernel.unprivileged_userns_clone=1 (Debian), or run pycell as root", ev);
 	else if (geteuid() != 0 && aa == 1)
 		fail(c, "userns",
-		     "AppArmor restricts unprivileged user namespaces: add a profile for pycell with 'userns,' or run as root",
+		     "AppArmor restricts unprivileged user namespaces: add a profile for pycell with 'userns,' or run "
+		     "as root",
 		     ev);
 	else
 		pc_audit_add(&c->a, "userns", PC_AUDIT_PASS, "%s", ev);
@@ -115,12 +116,14 @@ static void check_cgroup(struct check_ctx *c)
 		for (size_t i = 0; i < 3; i++)
 			ok = ok && strstr(buf, v1[i]) != NULL;
 		writable = access("/sys/fs/cgroup/cgroup.subtree_control", W_OK) == 0;
-		snprintf(ev, sizeof(ev), "v2; controllers: %s; %s", buf, writable ? "writable (delegated)" : "not writable");
+		snprintf(ev, sizeof(ev), "v2; controllers: %s; %s", buf,
+			 writable ? "writable (delegated)" : "not writable");
 		if (ok && writable)
 			pc_audit_add(&c->a, "cgroup", PC_AUDIT_PASS, "%s", ev);
 		else
 			fail(c, "cgroup",
-			     "run as root, or delegate a subtree (systemd-run --user -p Delegate=yes) with memory, pids and cpu",
+			     "run as root, or delegate a subtree (systemd-run --user -p Delegate=yes) with memory, "
+			     "pids and cpu",
 			     ev);
 		return;
 	}
@@ -133,13 +136,16 @@ static void check_cgroup(struct check_ctx *c)
 		ok = ok && m;
 		writable = writable && w;
 		snprintf(ev + strlen(ev), sizeof(ev) - strlen(ev), " %s=%s", v1[i],
-			 !m ? "absent" : w ? "writable" : "read-only");
+			 !m  ? "absent"
+			 : w ? "writable"
+			     : "read-only");
 	}
 	if (ok && writable)
 		pc_audit_add(&c->a, "cgroup", PC_AUDIT_PASS, "%s", ev);
 	else
 		fail(c, "cgroup",
-		     ok ? "run pycell as root (v1 has no safe delegation), or boot with systemd.unified_cgroup_hierarchy=1"
+		     ok ? "run pycell as root (v1 has no safe delegation), or boot with "
+			  "systemd.unified_cgroup_hierarchy=1"
 			: "mount the memory, pids and cpu controllers (or switch to cgroup v2)",
 		     ev);
 }
@@ -156,7 +162,8 @@ static void check_cgroup_attach(struct check_ctx *c)
 	FILE *f;
 
 	if (is_cgroup_mount("/sys/fs/cgroup", CGROUP2_SUPER_MAGIC)) {
-		pc_audit_add(&c->a, "cgroup.attach", PC_AUDIT_PASS, "v2: jobs enter their cgroup at clone (CLONE_INTO_CGROUP)");
+		pc_audit_add(&c->a, "cgroup.attach", PC_AUDIT_PASS,
+			     "v2: jobs enter their cgroup at clone (CLONE_INTO_CGROUP)");
 		return;
 	}
 	f = fopen("/proc/self/mountinfo", "re");
@@ -164,7 +171,8 @@ static void check_cgroup_attach(struct check_ctx *c)
 		const char *sep = strstr(line, " - cgroup");
 		if (sep && strstr(sep, "favordynmods")) {
 			fclose(f);
-			pc_audit_add(&c->a, "cgroup.attach", PC_AUDIT_PASS, "v1 with favordynmods: attach does not stall");
+			pc_audit_add(&c->a, "cgroup.attach", PC_AUDIT_PASS,
+				     "v1 with favordynmods: attach does not stall");
 			return;
 		}
 	}
@@ -201,7 +209,8 @@ static void check_landlock(struct check_ctx *c)
 	if (abi > 0)
 		pc_audit_add(&c->a, "landlock", PC_AUDIT_PASS, "ABI %d", abi);
 	else
-		pc_audit_add(&c->a, "landlock", PC_AUDIT_SKIP, "%s (optional; enable with lsm=...,landlock on the kernel command line)",
+		pc_audit_add(&c->a, "landlock", PC_AUDIT_SKIP,
+			     "%s (optional; enable with lsm=...,landlock on the kernel command line)",
 			     errno == EOPNOTSUPP ? "disabled at boot" : "not built in");
 }
 
@@ -230,7 +239,8 @@ static void check_rootfs(struct check_ctx *c, struct pc_cli_common *cli)
 	else if (access(py, X_OK) < 0)
 		fail(c, "rootfs", "rebuild with 'make rootfs': /usr/bin/python3 missing", ev);
 	else
-		pc_audit_add(&c->a, "rootfs", PC_AUDIT_PASS, "%s: manifest present, python3, not group/world-writable", ev);
+		pc_audit_add(&c->a, "rootfs", PC_AUDIT_PASS, "%s: manifest present, python3, not group/world-writable",
+			     ev);
 	json_object_put(m);
 	if (access(cli->paths.init, X_OK) < 0)
 		fail(c, "pycell_init", "run 'make' (or 'make install')", cli->paths.init);

@@ -97,8 +97,13 @@ int pc_cmd_exec(int argc, char **argv)
 	job.code = (char *)code;
 	job.code_len = strlen(code);
 	job.mode = "inline";
-	r = (struct pc_run){ .job = &job, .policy = &c.policy, .paths = &c.paths, .rootfs = c.rootfs,
-			     .passthrough = true, .ablation = probe, .ablation_argv = probe_argv };
+	r = (struct pc_run){ .job = &job,
+			     .policy = &c.policy,
+			     .paths = &c.paths,
+			     .rootfs = c.rootfs,
+			     .passthrough = true,
+			     .ablation = probe,
+			     .ablation_argv = probe_argv };
 	pc_run_job(&r);
 	res = pc_result_build(&r, &status);
 	status = exit_status_of(&r, res);

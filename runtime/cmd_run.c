@@ -90,13 +90,20 @@ int pc_cmd_run(int argc, char **argv)
 	/* Read one byte past the cap, so "too large" is told from "just fits". */
 	r = pc_cli_read_input(optind < argc ? argv[optind] : NULL, c.policy.max_job_bytes, &buf, &len);
 	if (r < 0) {
-		fprintf(stderr, "pycell run: cannot read job '%s': %s\n", optind < argc ? argv[optind] : "-", strerror(-r));
+		fprintf(stderr, "pycell run: cannot read job '%s': %s\n", optind < argc ? argv[optind] : "-",
+			strerror(-r));
 		pc_cli_cleanup(&c);
 		return PC_EXIT_USAGE;
 	}
 	if (pc_job_parse(buf, len, &c.policy, &job, &je) < 0) {
-		struct pc_refusal rf = { .id = job.id, .code = je.code, .reason = je.reason, .code_text = job.code,
-					 .code_len = job.code_len, .policy = &c.policy, .trace = pre, .n_trace = 2 };
+		struct pc_refusal rf = { .id = job.id,
+					 .code = je.code,
+					 .reason = je.reason,
+					 .code_text = job.code,
+					 .code_len = job.code_len,
+					 .policy = &c.policy,
+					 .trace = pre,
+					 .n_trace = 2 };
 
 		pre[1] = (struct pc_trace){ "validate", false, (double)(now_ns() - t0) / 1e6 };
 		status = finish(&c.policy, pc_result_refused(&rf), job.code, job.code_len, PC_EXIT_USAGE);

@@ -10,16 +10,14 @@
 #define PC_ERROR_MSG 512
 
 struct pc_error {
-	int errnum;             /* errno of the root cause, 0 if none */
+	int errnum;		/* errno of the root cause, 0 if none */
 	char msg[PC_ERROR_MSG]; /* "step: detail", already human-readable */
 };
 
 /* Sets err (if not NULL) and returns -errnum (or -1 when errnum is 0). */
-int pc_error_set(struct pc_error *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int pc_error_set(struct pc_error *err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Prefixes the existing message with "context: ". Returns -errnum or -1. */
-int pc_error_wrap(struct pc_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int pc_error_wrap(struct pc_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "msg: strerror(errnum)" into buf; for printing. */
 const char *pc_error_text(const struct pc_error *err, char *buf, size_t len);
 

@@ -42,7 +42,7 @@
 #define PC_MULTIARCH "x86_64-linux-gnu"
 #endif
 #define PC_LIBPYTHON "libpython" PC_PYTHON_VERSION ".so.1.0"
-#define PC_LIBDIR "usr/lib/" PC_MULTIARCH
+#define PC_LIBDIR    "usr/lib/" PC_MULTIARCH
 
 static void release_ctx(scmp_filter_ctx *c)
 {
@@ -83,7 +83,8 @@ static int compile(struct sock_fprog *prog, struct pc_error *err)
 	if ((rc = seccomp_export_bpf(ctx, fd)) < 0)
 		return pc_error_set(err, -rc, "exec filter: export BPF");
 	size = lseek(fd, 0, SEEK_END);
-	if (size <= 0 || size % (off_t)sizeof(struct sock_filter) || size > BPF_MAXINSNS * (off_t)sizeof(struct sock_filter))
+	if (size <= 0 || size % (off_t)sizeof(struct sock_filter) ||
+	    size > BPF_MAXINSNS * (off_t)sizeof(struct sock_filter))
 		return pc_error_set(err, E2BIG, "exec filter: bad program size %lld", (long long)size);
 	prog->filter = malloc((size_t)size);
 	if (!prog->filter || pread(fd, prog->filter, (size_t)size, 0) != size) {

@@ -21,8 +21,8 @@
 #include "mounts.h"
 #include "util.h"
 
-#define EROFS_MAGIC 0xE0F5E1E2u /* at byte 1024 (fs/erofs/erofs_fs.h) */
-#define SQUASHFS_MAGIC "hsqs"   /* at byte 0, little-endian 0x73717368 */
+#define EROFS_MAGIC    0xE0F5E1E2u /* at byte 1024 (fs/erofs/erofs_fs.h) */
+#define SQUASHFS_MAGIC "hsqs"	   /* at byte 0, little-endian 0x73717368 */
 
 void pc_image_init(struct pc_image *img)
 {
@@ -69,7 +69,8 @@ static int loop_attach(int file_fd, const char *path, char *dev, size_t len, str
 	int tries;
 
 	if (ctl < 0)
-		return pc_error_set(err, errno, "open '/dev/loop-control' (running a rootfs image needs root and the loop module)");
+		return pc_error_set(err, errno,
+				    "open '/dev/loop-control' (running a rootfs image needs root and the loop module)");
 	cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
 	snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "pycell:%s", path);
 	for (tries = 0; tries < 16; tries++) {

@@ -23,9 +23,9 @@
 #define PC_IMAGE_MOUNT_POINT "/sys"
 
 struct pc_image {
-	int mount_fd;       /* detached mount of the image's root, -1 if none */
-	char fstype[16];    /* "erofs" or "squashfs" */
-	char loop_dev[32];  /* e.g. "/dev/loop3", for messages */
+	int mount_fd;	   /* detached mount of the image's root, -1 if none */
+	char fstype[16];   /* "erofs" or "squashfs" */
+	char loop_dev[32]; /* e.g. "/dev/loop3", for messages */
 };
 
 void pc_image_init(struct pc_image *img);

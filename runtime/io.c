@@ -181,7 +181,8 @@ int pc_pump(struct pc_sandbox *sb, struct pc_stream *out, struct pc_stream *err,
 		}
 		if (pfd[4].revents & POLLIN) {
 			/* A never-allowed syscall: name it, refuse it, end the job. */
-			if (pc_seccomp_notify_handle(sb->notify_fd, o->seccomp_syscall, sizeof(o->seccomp_syscall)) > 0 &&
+			if (pc_seccomp_notify_handle(sb->notify_fd, o->seccomp_syscall, sizeof(o->seccomp_syscall)) >
+				0 &&
 			    !killed) {
 				pc_sandbox_kill(sb);
 				killed = true;

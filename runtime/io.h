@@ -10,23 +10,23 @@
 #include "sandbox.h"
 
 struct pc_stream {
-	int fd;          /* read end (owned), non-blocking; -1 once at EOF */
+	int fd;		 /* read end (owned), non-blocking; -1 once at EOF */
 	int passthrough; /* >= 0: copy the kept bytes here as they arrive */
-	size_t limit;    /* bytes kept; one more byte is a violation */
-	char *buf;       /* kept bytes (malloc'd, owned) */
+	size_t limit;	 /* bytes kept; one more byte is a violation */
+	char *buf;	 /* kept bytes (malloc'd, owned) */
 	size_t len;
-	size_t cap; /* allocated size of buf */
+	size_t cap;   /* allocated size of buf */
 	size_t total; /* bytes read, kept or not (<= limit + one read + one pipe buffer) */
 	bool truncated;
 };
 
 struct pc_pump_outcome {
 	bool timed_out;
-	bool output_limit; /* stdout or stderr passed its cap */
-	bool result_limit; /* the result channel passed its cap */
+	bool output_limit;	  /* stdout or stderr passed its cap */
+	bool result_limit;	  /* the result channel passed its cap */
 	char seccomp_syscall[64]; /* a never-allowed call the filter caught, "" if none */
-	bool watch_limit; /* the watch's check fired (cpu_ms) and the job was killed */
-	int interrupted;  /* a signal to pycell ended the job (its number), 0 if none */
+	bool watch_limit;	  /* the watch's check fired (cpu_ms) and the job was killed */
+	int interrupted;	  /* a signal to pycell ended the job (its number), 0 if none */
 };
 
 /* Periodic check and signal source for the pump (resources.c). */

@@ -12,16 +12,16 @@
 #include "sha256.h"
 #include "util.h"
 
-#define MAX_FILES 256
+#define MAX_FILES     256
 #define MAX_FILE_NAME 255
-#define MAX_LIST 256
-#define MAX_ID 256
+#define MAX_LIST      256
+#define MAX_ID	      256
 
-static const char *const job_keys[] = { "id",      "language", "code",     "input",         "files",
-					"limits",  "imports",  "packages", "output_schema", "mode" };
+static const char *const job_keys[] = { "id",	  "language", "code",	  "input",	   "files",
+					"limits", "imports",  "packages", "output_schema", "mode" };
 
 static int refuse(struct pc_job_error *je, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int refuse(struct pc_job_error *je, const char *code, const char *fmt, ...)
 {
@@ -37,8 +37,7 @@ static int refuse(struct pc_job_error *je, const char *code, const char *fmt, ..
 #define INVALID(...) refuse(je, "INVALID_JOB", __VA_ARGS__)
 
 /* A string that is valid UTF-8 without NUL, at most max bytes. */
-static int get_text(json_object *v, const char *key, size_t max, const char **out, size_t *len,
-		    struct pc_job_error *je)
+static int get_text(json_object *v, const char *key, size_t max, const char **out, size_t *len, struct pc_job_error *je)
 {
 	const char *why;
 
@@ -75,8 +74,7 @@ static int parse_files(json_object *v, struct pc_job *job, struct pc_job_error *
 	job->files = calloc((size_t)json_object_object_length(v) + 1, sizeof(*job->files));
 	if (!job->files)
 		return INVALID("out_of_memory");
-	json_object_object_foreach(v, name, data)
-	{
+	json_object_object_foreach (v, name, data) {
 		const char *s;
 		size_t len;
 
@@ -100,15 +98,15 @@ static int parse_limits(json_object *v, struct pc_job *job, struct pc_job_error 
 {
 	if (!json_object_is_type(v, json_type_object))
 		return INVALID("limits:expected_object");
-	json_object_object_foreach(v, key, val)
-	{
+	json_object_object_foreach (v, key, val) {
 		int i = pc_limit_index(key);
 		const char *why;
 
 		if (i < 0)
 			return INVALID("limits:unknown_key:%s", key);
 		if (pc_json_int(val, pc_limit_table[i].min, pc_limit_table[i].ceiling, &job->limits[i], &why) < 0)
-			return INVALID("limits:%s:%s", key, strcmp(why, "out of range") == 0 ? "out_of_range" : "expected_integer");
+			return INVALID("limits:%s:%s", key,
+				       strcmp(why, "out of range") == 0 ? "out_of_range" : "expected_integer");
 		job->has_limit[i] = true;
 	}
 	return 0;
@@ -161,8 +159,7 @@ static bool known_key(const char *k)
 	return false;
 }
 
-static int parse_object(json_object *root, const struct pc_policy *pol, struct pc_job *job,
-			struct pc_job_error *je)
+static int parse_object(json_object *root, const struct pc_policy *pol, struct pc_job *job, struct pc_job_error *je)
 {
 	json_object *v;
 	const char *s;
@@ -175,8 +172,7 @@ static int parse_object(json_object *root, const struct pc_policy *pol, struct p
 		if (!(job->id = strdup(s)))
 			return INVALID("out_of_memory");
 	}
-	json_object_object_foreach(root, key, val)
-	{
+	json_object_object_foreach (root, key, val) {
 		(void)val;
 		if (!known_key(key))
 			return INVALID("unknown_key:%.200s", key);
@@ -263,7 +259,9 @@ static const char *bad_unicode_escape(const char *buf, size_t len, bool *has_nul
 		}
 		for (k = 0; k < 4 && i + 2 + k < len; k++) {
 			char c = buf[i + 2 + k];
-			v = v * 16 + (unsigned)(c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : 0);
+			v = v * 16 + (unsigned)(c >= '0' && c <= '9'			 ? c - '0'
+						: (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10
+											 : 0);
 		}
 		if (pending_high != (v >= 0xdc00 && v <= 0xdfff))
 			return "invalid_unicode_escape"; /* high without low, or low without high */
@@ -290,8 +288,7 @@ static bool has_non_finite(json_object *v, int depth)
 		}
 	}
 	if (json_object_is_type(v, json_type_object)) {
-		json_object_object_foreach(v, k, x)
-		{
+		json_object_object_foreach (v, k, x) {
 			(void)k;
 			if (has_non_finite(x, depth + 1))
 				return true;
@@ -309,8 +306,7 @@ static bool starts_like_object(const char *buf, size_t len)
 	return i == len || buf[i] == '{';
 }
 
-int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struct pc_job *job,
-		 struct pc_job_error *je)
+int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struct pc_job *job, struct pc_job_error *je)
 {
 	_cleanup_json_ json_object *root = NULL;
 	const char *why = NULL;
@@ -373,7 +369,7 @@ void pc_job_effective_limits(const struct pc_job *job, const struct pc_policy *p
 	bool tool = job->mode && strcmp(job->mode, "tool") == 0;
 
 	for (int i = 0; i < PC_LIM_COUNT; i++) {
-		long long v = job->has_limit[i]		       ? job->limits[i]
+		long long v = job->has_limit[i]		     ? job->limits[i]
 			      : tool && pol->has_tool_def[i] ? pol->tool_def[i]
 							     : pol->limits[i].def;
 		out[i] = v > pol->limits[i].max ? pol->limits[i].max : v;

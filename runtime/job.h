@@ -17,24 +17,23 @@ struct pc_job_error {
 };
 
 struct pc_job {
-	char *id;          /* may be NULL */
+	char *id; /* may be NULL */
 	char *code;
 	size_t code_len;
-	char *input_json;  /* the "input" value re-serialized; NULL if absent */
+	char *input_json; /* the "input" value re-serialized; NULL if absent */
 	struct pc_file *files;
 	size_t n_files;
 	long long limits[PC_LIM_COUNT]; /* as asked by the job */
 	bool has_limit[PC_LIM_COUNT];
-	char *imports_json;  /* JSON array of strings, or NULL */
-	char *packages_json; /* JSON array of strings, or NULL */
+	char *imports_json;	  /* JSON array of strings, or NULL */
+	char *packages_json;	  /* JSON array of strings, or NULL */
 	char *output_schema_json; /* NULL if absent */
-	char *mode;          /* "inline" (default) or "tool" */
-	char code_sha256[65]; /* hex SHA-256 of code */
+	char *mode;		  /* "inline" (default) or "tool" */
+	char code_sha256[65];	  /* hex SHA-256 of code */
 };
 
 /* buf need not be NUL-terminated. Returns 0, or -1 with *je filled. */
-int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struct pc_job *job,
-		 struct pc_job_error *je);
+int pc_job_parse(const char *buf, size_t len, const struct pc_policy *pol, struct pc_job *job, struct pc_job_error *je);
 void pc_job_free(struct pc_job *job);
 
 /* The result's execution_mode: "inline_code" or "python_exec_tool". */

@@ -22,7 +22,7 @@ struct pc_limit_range {
 
 struct pc_limit_info {
 	const char *name;
-	long long min;     /* smallest value a job or policy may ask for */
+	long long min;	   /* smallest value a job or policy may ask for */
 	long long ceiling; /* largest value any policy may allow */
 	struct pc_limit_range builtin;
 };

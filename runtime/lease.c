@@ -127,8 +127,9 @@ int pc_lease_acquire(struct pc_lease *l, struct pc_error *err)
 			return 0;
 		}
 	}
-	return pc_error_set(err, EAGAIN, "all %lu uid leases in '%s' are taken: raise PYCELL_UID_COUNT or run fewer jobs",
-			    c.count, c.dir);
+	return pc_error_set(err, EAGAIN,
+			    "all %lu uid leases in '%s' are taken: raise PYCELL_UID_COUNT or run fewer jobs", c.count,
+			    c.dir);
 }
 
 void pc_lease_release(struct pc_lease *l)

@@ -14,14 +14,14 @@
 
 #include "error.h"
 
-#define PC_LEASE_DIR "/run/pycell/leases"
-#define PC_LEASE_UID_BASE 0x70000000U
+#define PC_LEASE_DIR	   "/run/pycell/leases"
+#define PC_LEASE_UID_BASE  0x70000000U
 #define PC_LEASE_UID_COUNT 65536U
 
 struct pc_lease {
-	int fd;       /* the locked file; -1: no lease */
+	int fd; /* the locked file; -1: no lease */
 	unsigned int index;
-	uid_t uid;    /* uid == gid */
+	uid_t uid; /* uid == gid */
 };
 
 void pc_lease_init(struct pc_lease *l);

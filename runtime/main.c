@@ -11,26 +11,27 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: pycell COMMAND [OPTIONS]\n"
-	      "\n"
-	      "commands:\n"
-	      "  run  [--policy FILE] [--rootfs DIR] [JOB.json|-]   run one JSON job, print one JSON result\n"
-	      "  exec [--policy FILE] [--rootfs DIR] SCRIPT.py|-c CODE\n"
-	      "                                                     run Python, stream its output, exit with its status\n"
-	      "  policy show [--policy FILE] [--job JOB.json]       print the merged policy (and a job's limits)\n"
-	      "  policy check FILE                                  validate a policy file\n"
-	      "  policy seccomp [--policy FILE]                     print the effective seccomp filter (PFC)\n"
-	      "  audit [--policy FILE] [--rootfs DIR] [--format text|json|markdown] [--baseline FILE]\n"
-	      "                                                     prove each isolation layer from inside a job\n"
-	      "  serve --socket PATH [--policy FILE] [--pool N]     warm mode: HTTP/1.1 API on a Unix socket\n"
-	      "  run --server SOCKET [JOB.json|-]                   run one job on a `pycell serve`\n"
-	      "  check                                              is this host ready to run jobs?\n"
-	      "  gc                                                 remove cgroups and uid leases a killed pycell left\n"
-	      "  help                                               this text\n"
-	      "\n"
-	      "exit status of run: 0 job ok, 1 job error (result printed), 2 unusable invocation,\n"
-	      "125 the runtime failed (result printed with INTERNAL_ERROR where possible)\n",
-	      f);
+	fputs(
+	    "usage: pycell COMMAND [OPTIONS]\n"
+	    "\n"
+	    "commands:\n"
+	    "  run  [--policy FILE] [--rootfs DIR] [JOB.json|-]   run one JSON job, print one JSON result\n"
+	    "  exec [--policy FILE] [--rootfs DIR] SCRIPT.py|-c CODE\n"
+	    "                                                     run Python, stream its output, exit with its status\n"
+	    "  policy show [--policy FILE] [--job JOB.json]       print the merged policy (and a job's limits)\n"
+	    "  policy check FILE                                  validate a policy file\n"
+	    "  policy seccomp [--policy FILE]                     print the effective seccomp filter (PFC)\n"
+	    "  audit [--policy FILE] [--rootfs DIR] [--format text|json|markdown] [--baseline FILE]\n"
+	    "                                                     prove each isolation layer from inside a job\n"
+	    "  serve --socket PATH [--policy FILE] [--pool N]     warm mode: HTTP/1.1 API on a Unix socket\n"
+	    "  run --server SOCKET [JOB.json|-]                   run one job on a `pycell serve`\n"
+	    "  check                                              is this host ready to run jobs?\n"
+	    "  gc                                                 remove cgroups and uid leases a killed pycell left\n"
+	    "  help                                               this text\n"
+	    "\n"
+	    "exit status of run: 0 job ok, 1 job error (result printed), 2 unusable invocation,\n"
+	    "125 the runtime failed (result printed with INTERNAL_ERROR where possible)\n",
+	    f);
 }
 
 int main(int argc, char **argv)

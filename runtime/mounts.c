@@ -137,7 +137,8 @@ static int setup_dev(const struct pc_mount_plan *p, struct pc_error *err)
 		return pc_error_set(err, errno, "symlink /dev/fd");
 	if ((r = setup_dev_shm(p, dev, err)) < 0)
 		return r;
-	if (mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755") < 0)
+	if (mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755") <
+	    0)
 		return pc_error_set(err, errno, "remount /dev read-only");
 	return 0;
 }
@@ -177,7 +178,8 @@ static int setup_pycell_dir(const struct pc_mount_plan *p, struct pc_error *err)
 		if ((r = make_file(dst, err)) < 0 || (r = bind_ro(p->probe, dst, MS_NOSUID | MS_NODEV, err)) < 0)
 			return r;
 	}
-	if (mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=64,mode=0755") < 0)
+	if (mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=64,mode=0755") <
+	    0)
 		return pc_error_set(err, errno, "remount '%s' read-only", dir);
 	return 0;
 }
@@ -214,8 +216,8 @@ int pc_mounts_setup_child(const struct pc_mount_plan *p, struct pc_error *err)
 		r = bind_ro(p->rootfs, p->rootfs, MS_NOSUID | MS_NODEV, err);
 	if (r < 0)
 		return pc_error_wrap(err, "rootfs");
-	if ((r = setup_workdirs(p, err)) < 0 || (r = setup_dev(p, err)) < 0 ||
-	    (r = setup_proc(p->rootfs, err)) < 0 || (r = setup_pycell_dir(p, err)) < 0)
+	if ((r = setup_workdirs(p, err)) < 0 || (r = setup_dev(p, err)) < 0 || (r = setup_proc(p->rootfs, err)) < 0 ||
+	    (r = setup_pycell_dir(p, err)) < 0)
 		return r;
 	if ((r = do_pivot(p->rootfs, err)) < 0)
 		return r;
@@ -235,8 +237,8 @@ int pc_mounts_check_rootfs(const char *rootfs, struct pc_error *err)
 			return pc_error_set(err, ENAMETOOLONG, "rootfs path '%s'", rootfs);
 		if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
 			return pc_error_set(err, ENOENT,
-					    "rootfs '%s' has no directory '%s' (build one with 'make rootfs')",
-					    rootfs, required_dirs[i]);
+					    "rootfs '%s' has no directory '%s' (build one with 'make rootfs')", rootfs,
+					    required_dirs[i]);
 	}
 	return 0;
 }

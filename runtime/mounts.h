@@ -7,10 +7,10 @@
 
 #include "error.h"
 
-#define PC_WORKDIR "/workspace"
-#define PC_SANDBOX_DIR "/.pycell"
-#define PC_SANDBOX_INIT PC_SANDBOX_DIR "/init"
-#define PC_SANDBOX_SHIM PC_SANDBOX_DIR "/shim"
+#define PC_WORKDIR	 "/workspace"
+#define PC_SANDBOX_DIR	 "/.pycell"
+#define PC_SANDBOX_INIT	 PC_SANDBOX_DIR "/init"
+#define PC_SANDBOX_SHIM	 PC_SANDBOX_DIR "/shim"
 #define PC_SANDBOX_PROBE PC_SANDBOX_DIR "/probe"
 
 struct pc_mount_plan {
@@ -21,8 +21,8 @@ struct pc_mount_plan {
 	unsigned long long tmpfs_bytes;
 	unsigned long long tmpfs_inodes;
 	bool from_image; /* rootfs is PC_IMAGE_MOUNT_POINT, where image_fd goes */
-	int image_fd;    /* detached mount of a rootfs image (image.h) */
-	uid_t uid;       /* in-namespace owner of the workdir */
+	int image_fd;	 /* detached mount of a rootfs image (image.h) */
+	uid_t uid;	 /* in-namespace owner of the workdir */
 	gid_t gid;
 };
 

@@ -16,12 +16,14 @@
 #include "jsonutil.h"
 #include "util.h"
 
-#define MAX_POLICY_BYTES (1024 * 1024)
+#define MAX_POLICY_BYTES  (1024 * 1024)
 #define MAX_EXTENDS_DEPTH 8
 
-static const char *const policy_keys[] = { "name",   "extends", "rootfs", "network", "limits", "python",
-					   "seccomp", "max_code_bytes", "max_job_bytes", "max_result_bytes",
-					   "description", "audit", "require_cgroups", "tool_defaults" };
+static const char *const policy_keys[] = {
+	"name",	       "extends", "rootfs",	     "network",	      "limits",
+	"python",      "seccomp", "max_code_bytes",  "max_job_bytes", "max_result_bytes",
+	"description", "audit",	  "require_cgroups", "tool_defaults"
+};
 
 static int read_file(const char *path, size_t max, char **out, size_t *len, struct pc_error *err)
 {
@@ -69,8 +71,7 @@ static int apply_limits(struct pc_policy *p, json_object *limits, const char *fi
 {
 	if (!json_object_is_type(limits, json_type_object))
 		return pc_error_set(err, EINVAL, "%s: limits: expected object", file);
-	json_object_object_foreach(limits, key, val)
-	{
+	json_object_object_foreach (limits, key, val) {
 		int i = pc_limit_index(key);
 		const struct pc_limit_info *info;
 		const char *why;
@@ -80,19 +81,19 @@ static int apply_limits(struct pc_policy *p, json_object *limits, const char *fi
 			return pc_error_set(err, EINVAL, "%s: limits: unknown limit '%s'", file, key);
 		info = &pc_limit_table[i];
 		if (!json_object_is_type(val, json_type_object))
-			return pc_error_set(err, EINVAL, "%s: limits.%s: expected {\"default\": N, \"max\": N}", file, key);
-		json_object_object_foreach(val, k2, v2)
-		{
+			return pc_error_set(err, EINVAL, "%s: limits.%s: expected {\"default\": N, \"max\": N}", file,
+					    key);
+		json_object_object_foreach (val, k2, v2) {
 			bool is_def = strcmp(k2, "default") == 0, is_max = strcmp(k2, "max") == 0;
 
 			if (!is_def && !is_max)
 				return pc_error_set(err, EINVAL, "%s: limits.%s: unknown key '%s'", file, key, k2);
 			if (defaults_only && is_max)
-				return pc_error_set(err, EINVAL, "%s: limits.%s.max: the system config sets defaults only",
-						    file, key);
+				return pc_error_set(
+				    err, EINVAL, "%s: limits.%s.max: the system config sets defaults only", file, key);
 			if (pc_json_int(v2, info->min, info->ceiling, &x, &why) < 0)
-				return pc_error_set(err, EINVAL, "%s: limits.%s.%s: %s (%lld..%lld)", file, key, k2, why,
-						    info->min, info->ceiling);
+				return pc_error_set(err, EINVAL, "%s: limits.%s.%s: %s (%lld..%lld)", file, key, k2,
+						    why, info->min, info->ceiling);
 			if (is_def) {
 				p->limits[i].def = x;
 				p->def_from_policy[i] = !defaults_only;
@@ -108,8 +109,7 @@ static int apply_tool_defaults(struct pc_policy *p, json_object *o, const char *
 {
 	if (!json_object_is_type(o, json_type_object))
 		return pc_error_set(err, EINVAL, "%s: tool_defaults: expected object", file);
-	json_object_object_foreach(o, key, val)
-	{
+	json_object_object_foreach (o, key, val) {
 		int i = pc_limit_index(key);
 		const char *why;
 
@@ -123,8 +123,7 @@ static int apply_tool_defaults(struct pc_policy *p, json_object *o, const char *
 	return 0;
 }
 
-static int set_string(char *dst, size_t dstlen, json_object *v, const char *file, const char *key,
-		      struct pc_error *err)
+static int set_string(char *dst, size_t dstlen, json_object *v, const char *file, const char *key, struct pc_error *err)
 {
 	const char *s, *why;
 	size_t len;
@@ -185,10 +184,9 @@ static int check_python(json_object *py, const char *file, struct pc_error *err)
 	}
 	if (json_object_object_get_ex(py, "module_attributes", &v)) {
 		if (!json_object_is_type(v, json_type_object))
-			return pc_error_set(err, EINVAL, "%s: python.module_attributes: expected an object module -> [names]",
-					    file);
-		json_object_object_foreach(v, mod, names)
-		{
+			return pc_error_set(err, EINVAL,
+					    "%s: python.module_attributes: expected an object module -> [names]", file);
+		json_object_object_foreach (v, mod, names) {
 			snprintf(key, sizeof(key), "python.module_attributes.%.40s", mod);
 			if (check_string_array(names, file, key, err) < 0)
 				return -EINVAL;
@@ -206,8 +204,7 @@ static int apply_audit(struct pc_policy *p, json_object *a, const char *file, st
 
 	if (!json_object_is_type(a, json_type_object))
 		return pc_error_set(err, EINVAL, "%s: audit: expected {\"path\": FILE, \"include_code\": BOOL}", file);
-	json_object_object_foreach(a, key, val)
-	{
+	json_object_object_foreach (a, key, val) {
 		(void)val;
 		if (strcmp(key, "path") != 0 && strcmp(key, "include_code") != 0)
 			return pc_error_set(err, EINVAL, "%s: audit: unknown key '%s'", file, key);
@@ -256,8 +253,7 @@ static int apply_object(struct pc_policy *p, json_object *root, const char *path
 
 	if (!json_object_is_type(root, json_type_object))
 		return pc_error_set(err, EINVAL, "%s: expected a JSON object", path);
-	json_object_object_foreach(root, key, val)
-	{
+	json_object_object_foreach (root, key, val) {
 		(void)val;
 		if (!known_key(key))
 			return pc_error_set(err, EINVAL, "%s: unknown key '%s'", path, key);
@@ -273,7 +269,8 @@ static int apply_object(struct pc_policy *p, json_object *root, const char *path
 		if ((r = load_layer(p, base, depth + 1, err)) < 0)
 			return depth == 0 ? pc_error_wrap(err, "%s: extends", path) : r;
 	}
-	if (json_object_object_get_ex(root, "name", &v) && (r = set_string(p->name, sizeof(p->name), v, path, "name", err)) < 0)
+	if (json_object_object_get_ex(root, "name", &v) &&
+	    (r = set_string(p->name, sizeof(p->name), v, path, "name", err)) < 0)
 		return r;
 	if (json_object_object_get_ex(root, "rootfs", &v) &&
 	    (r = set_string(p->rootfs, sizeof(p->rootfs), v, path, "rootfs", err)) < 0)
@@ -282,8 +279,9 @@ static int apply_object(struct pc_policy *p, json_object *root, const char *path
 		if ((r = set_string(p->network, sizeof(p->network), v, path, "network", err)) < 0)
 			return r;
 		if (strcmp(p->network, "none") != 0)
-			return pc_error_set(err, EINVAL, "%s: network: '%s' is not supported (only \"none\": loopback only)",
-					    path, p->network);
+			return pc_error_set(err, EINVAL,
+					    "%s: network: '%s' is not supported (only \"none\": loopback only)", path,
+					    p->network);
 	}
 	if (json_object_object_get_ex(root, "seccomp", &v)) {
 		char rel[PATH_MAX];
@@ -386,12 +384,13 @@ int pc_policy_load(struct pc_policy *p, const char *path, const char *system_con
 			return r;
 		root = pc_json_parse(buf, len, &why);
 		if (!root || !json_object_is_type(root, json_type_object))
-			return pc_error_set(err, EINVAL, "%s: invalid JSON: %s", system_config, why ? why : "expected object");
-		json_object_object_foreach(root, key, val)
-		{
+			return pc_error_set(err, EINVAL, "%s: invalid JSON: %s", system_config,
+					    why ? why : "expected object");
+		json_object_object_foreach (root, key, val) {
 			(void)val;
 			if (strcmp(key, "limits") != 0)
-				return pc_error_set(err, EINVAL, "%s: unknown key '%s' (only \"limits\")", system_config, key);
+				return pc_error_set(err, EINVAL, "%s: unknown key '%s' (only \"limits\")",
+						    system_config, key);
 		}
 		if (json_object_object_get_ex(root, "limits", &lim) &&
 		    (r = apply_limits(p, lim, system_config, true, err)) < 0)

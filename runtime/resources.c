@@ -26,7 +26,7 @@
 #include "util.h"
 
 #define NOFILE_LIMIT 256
-#define STACK_LIMIT (8ULL * 1024 * 1024)
+#define STACK_LIMIT  (8ULL * 1024 * 1024)
 
 void pc_resources_init(struct pc_resources *rc)
 {
@@ -211,8 +211,8 @@ static bool report_failed(json_object *report)
 	       !json_object_get_boolean(ok);
 }
 
-static void add(struct pc_outcome *out, int *n, int max, const char *code, json_object *details, const char *fmt,
-		...) __attribute__((format(printf, 6, 7)));
+static void add(struct pc_outcome *out, int *n, int max, const char *code, json_object *details, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 static void add(struct pc_outcome *out, int *n, int max, const char *code, json_object *details, const char *fmt, ...)
 {
 	va_list ap;
@@ -241,7 +241,8 @@ int pc_resources_outcomes(const struct pc_run *r, json_object *report, struct pc
 	const struct pc_resources *rc = &r->rc;
 	const struct pc_cgroup_stats *st = &rc->stats;
 	bool v2 = rc->cg.version == 2, sig = r->have_status && WIFSIGNALED(r->job_status);
-	bool failed = report_failed(report) || (r->have_status && !(WIFEXITED(r->job_status) && WEXITSTATUS(r->job_status) == 0));
+	bool failed =
+	    report_failed(report) || (r->have_status && !(WIFEXITED(r->job_status) && WEXITSTATUS(r->job_status) == 0));
 	const char *type;
 	int n = 0, de;
 
@@ -259,7 +260,10 @@ int pc_resources_outcomes(const struct pc_run *r, json_object *report, struct pc
 					    : (v2 ? "memory.events max" : "memory.failcnt")),
 		    "the job passed its memory limit of %lld MB", r->limits[PC_LIM_MEMORY_MB]);
 	if ((de = disk_errno(report)) != 0)
-		add(out, &n, max, "DISK_LIMIT", evidence(de == EFBIG ? "EFBIG" : de == ENOSPC ? "ENOSPC" : "EDQUOT"),
+		add(out, &n, max, "DISK_LIMIT",
+		    evidence(de == EFBIG    ? "EFBIG"
+			     : de == ENOSPC ? "ENOSPC"
+					    : "EDQUOT"),
 		    de == EFBIG ? "a file passed the file size limit of %lld bytes"
 				: "the workdir is full (tmpfs limit of %lld MB)",
 		    de == EFBIG ? r->limits[PC_LIM_FILE_BYTES] : r->limits[PC_LIM_TMPFS_MB]);
@@ -274,8 +278,8 @@ int pc_resources_outcomes(const struct pc_run *r, json_object *report, struct pc
 		    evidence(rc->cpu_killed ? (v2 ? "cpu.stat usage_usec" : "cpuacct.usage") : "cpu time (RLIMIT_CPU)"),
 		    "cpu time limit of %lld ms reached", r->limits[PC_LIM_CPU_MS]);
 	if (rc->have_stats && st->pids_hit && failed)
-		add(out, &n, max, "PIDS_LIMIT", evidence("pids.events max"),
-		    "the job hit its process limit of %lld", r->limits[PC_LIM_PIDS]);
+		add(out, &n, max, "PIDS_LIMIT", evidence("pids.events max"), "the job hit its process limit of %lld",
+		    r->limits[PC_LIM_PIDS]);
 	return n;
 }
 
@@ -289,9 +293,9 @@ void pc_resources_metrics(const struct pc_run *r, json_object *metrics)
 
 	snprintf(ms, sizeof(ms), "%.3f", (double)rc->stats.cpu_ns / 1e6);
 	json_object_object_add(metrics, "cpu_ms", json_object_new_double_s((double)rc->stats.cpu_ns / 1e6, ms));
-	json_object_object_add(metrics, "peak_memory_bytes", rc->stats.peak_memory_bytes >= 0
-								    ? json_object_new_int64(rc->stats.peak_memory_bytes)
-								    : NULL);
+	json_object_object_add(metrics, "peak_memory_bytes",
+			       rc->stats.peak_memory_bytes >= 0 ? json_object_new_int64(rc->stats.peak_memory_bytes)
+								: NULL);
 	json_object_object_add(metrics, "cgroup_version", json_object_new_int(rc->cg.version));
 	snprintf(list, sizeof(list), "%s", rc->cg.unapplied);
 	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))

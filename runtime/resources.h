@@ -30,12 +30,12 @@ struct pc_resources {
 	size_t n_rl;
 	long long cpu_limit_ns;
 	struct pc_cgroup_stats stats;
-	bool have_stats;      /* stats came from the cgroup */
-	long long ru_cpu_ns;  /* fallback accounting: getrusage(RUSAGE_CHILDREN) */
+	bool have_stats;     /* stats came from the cgroup */
+	long long ru_cpu_ns; /* fallback accounting: getrusage(RUSAGE_CHILDREN) */
 	long long ru_maxrss_bytes;
-	bool cpu_killed;      /* the supervisor killed the job at cpu_ms */
-	int signal_fd;        /* SIGTERM/SIGINT/SIGHUP to pycell, -1 if none */
-	int interrupted_by;   /* that signal, once it came */
+	bool cpu_killed;    /* the supervisor killed the job at cpu_ms */
+	int signal_fd;	    /* SIGTERM/SIGINT/SIGHUP to pycell, -1 if none */
+	int interrupted_by; /* that signal, once it came */
 	sigset_t saved_mask;
 	bool mask_saved;
 };

@@ -16,7 +16,7 @@
 
 /* When several fire at once, this order decides (DESIGN.md section 3). */
 static const char *const precedence[] = { "SECURITY_ERROR", "MEMORY_LIMIT", "OUTPUT_LIMIT", "DISK_LIMIT",
-					  "TIMEOUT",        "CPU_LIMIT",    "PIDS_LIMIT",   "RUNTIME_ERROR" };
+					  "TIMEOUT",	    "CPU_LIMIT",    "PIDS_LIMIT",   "RUNTIME_ERROR" };
 
 static int rank(const char *code)
 {
@@ -188,8 +188,8 @@ static bool report_utf8_ok(json_object *report)
 
 static const char *shim_code(const char *c)
 {
-	static const char *const allowed[] = { "SECURITY_ERROR", "RUNTIME_ERROR", "RESULT_INVALID", "SYNTAX_ERROR",
-					       "PACKAGE_UNAVAILABLE", "DISK_LIMIT" };
+	static const char *const allowed[] = { "SECURITY_ERROR", "RUNTIME_ERROR",	"RESULT_INVALID",
+					       "SYNTAX_ERROR",	 "PACKAGE_UNAVAILABLE", "DISK_LIMIT" };
 	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++) {
 		if (c && strcmp(allowed[i], c) == 0)
 			return allowed[i];
@@ -204,12 +204,14 @@ static void classify(const struct pc_run *r, json_object *report, struct verdict
 
 	if (report && json_object_object_get_ex(report, "error", &e) && json_object_is_type(e, json_type_object) &&
 	    json_object_object_get_ex(e, "code", &c) && shim_code(json_object_get_string(c))) {
-		const char *mtxt = json_object_object_get_ex(e, "message", &m) && json_object_is_type(m, json_type_string)
-					   ? json_object_get_string(m)
-					   : "";
-		json_object *dd = json_object_object_get_ex(e, "details", &d) && json_object_is_type(d, json_type_object)
-					  ? json_object_get(d)
-					  : NULL;
+		const char *mtxt =
+		    json_object_object_get_ex(e, "message", &m) && json_object_is_type(m, json_type_string)
+			? json_object_get_string(m)
+			: "";
+		json_object *dd =
+		    json_object_object_get_ex(e, "details", &d) && json_object_is_type(d, json_type_object)
+			? json_object_get(d)
+			: NULL;
 		consider(v, shim_code(json_object_get_string(c)), mtxt, dd);
 	}
 	if (r->pump.seccomp_syscall[0]) {
@@ -321,9 +323,9 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 		json_object_object_add(o, "exit_code", json_object_new_int(WEXITSTATUS(r->job_status)));
 	else
 		json_object_object_add(o, "exit_code", NULL);
-	json_object_object_add(o, "signal", r->have_status && WIFSIGNALED(r->job_status)
-						    ? json_object_new_int(WTERMSIG(r->job_status))
-						    : NULL);
+	json_object_object_add(
+	    o, "signal",
+	    r->have_status && WIFSIGNALED(r->job_status) ? json_object_new_int(WTERMSIG(r->job_status)) : NULL);
 	json_object_object_add(o, "timed_out", json_object_new_boolean(r->pump.timed_out));
 	json_object_object_add(o, "limits", limits_json(r->limits));
 	metrics = json_object_new_object();
@@ -335,7 +337,7 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 	json_object_object_add(metrics, "stdout_bytes", json_object_new_int64((int64_t)r->out.total));
 	json_object_object_add(metrics, "stderr_bytes", json_object_new_int64((int64_t)r->err.total));
 	pc_resources_metrics(r, metrics); /* cpu_ms, peak_memory_bytes, cgroup_version */
-	if (r->zygote) /* warm mode: forked from a pre-initialised zygote */
+	if (r->zygote)			  /* warm mode: forked from a pre-initialised zygote */
 		json_object_object_add(metrics, "warm", json_object_new_boolean(1));
 	json_object_object_add(o, "metrics", metrics);
 	json_object_object_add(o, "code_sha256", sha_json(r->job->code, r->job->code_len));
@@ -345,7 +347,9 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 	json_object_object_add(o, "trace", trace);
 	json_object_object_add(o, "execution_mode", json_object_new_string(pc_job_execution_mode(r->job)));
 	json_object_put(report);
-	*exit_status = !v.code ? PC_EXIT_OK : strcmp(v.code, "INTERNAL_ERROR") == 0 ? PC_EXIT_RUNTIME : PC_EXIT_JOB_ERROR;
+	*exit_status = !v.code				       ? PC_EXIT_OK
+		       : strcmp(v.code, "INTERNAL_ERROR") == 0 ? PC_EXIT_RUNTIME
+							       : PC_EXIT_JOB_ERROR;
 	return o;
 }
 
@@ -359,7 +363,7 @@ json_object *pc_result_refused(const struct pc_refusal *rf)
 	 * what the policy would have granted, nothing ran, nothing was output. */
 	for (int i = 0; i < PC_LIM_COUNT; i++)
 		lim[i] = rf->policy->limits[i].def < rf->policy->limits[i].max ? rf->policy->limits[i].def
-										 : rf->policy->limits[i].max;
+									       : rf->policy->limits[i].max;
 	json_object_object_add(o, "id", rf->id ? json_object_new_string(rf->id) : NULL);
 	json_object_object_add(d, "reason", json_object_new_string(rf->reason));
 	snprintf(msg, sizeof(msg), "the job was refused: %s", rf->reason);

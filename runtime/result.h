@@ -15,7 +15,7 @@ enum { PC_EXIT_OK = 0, PC_EXIT_JOB_ERROR = 1, PC_EXIT_USAGE = 2, PC_EXIT_RUNTIME
 json_object *pc_result_build(const struct pc_run *r, int *exit_status);
 /* A job refused before it ran (INVALID_JOB, LANGUAGE_DENIED). */
 struct pc_refusal {
-	const char *id;        /* echoed when the job had a valid one */
+	const char *id;	       /* echoed when the job had a valid one */
 	const char *code;      /* error.code */
 	const char *reason;    /* error.details.reason */
 	const char *code_text; /* hashed into code_sha256 when known, else NULL */

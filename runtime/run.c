@@ -149,10 +149,9 @@ int pc_run_job(struct pc_run *r)
 		goto setup_failed;
 	/* pycell-init embeds Python 3.X: the rootfs must be the same release.
 	 * Then the exec filter its job process stacks. */
-	if (!r->zygote &&
-	    ((ret = pc_embed_check_rootfs(pc_image_root(&img, r->rootfs, img_root, sizeof(img_root)),
-					  &r->setup_error)) < 0 ||
-	     (ret = filter_fd = pc_exec_filter_prepare(&r->setup_error)) < 0))
+	if (!r->zygote && ((ret = pc_embed_check_rootfs(pc_image_root(&img, r->rootfs, img_root, sizeof(img_root)),
+							&r->setup_error)) < 0 ||
+			   (ret = filter_fd = pc_exec_filter_prepare(&r->setup_error)) < 0))
 		goto setup_failed;
 	cfg.exec_filter_fd = filter_fd;
 	pc_image_plan(&img, &cfg.mounts);
@@ -161,7 +160,8 @@ int pc_run_job(struct pc_run *r)
 		goto setup_failed;
 	if (cfg.n_rlimits == 0)
 		cfg.rlimits = &no_core, cfg.n_rlimits = 1;
-	if (!r->zygote && r->policy->seccomp[0] && (ret = pc_seccomp_prepare(&sc, r->policy->seccomp, &r->setup_error)) < 0) {
+	if (!r->zygote && r->policy->seccomp[0] &&
+	    (ret = pc_seccomp_prepare(&sc, r->policy->seccomp, &r->setup_error)) < 0) {
 		pc_error_wrap(&r->setup_error, "seccomp");
 		goto setup_failed;
 	}

@@ -25,28 +25,28 @@ struct pc_run {
 	const struct pc_job *job;
 	const struct pc_policy *policy;
 	const struct pc_paths *paths;
-	const char *rootfs; /* resolved absolute path */
-	bool passthrough;   /* exec mode: stream output through */
-	bool ablation;      /* tests only: mount the probe, no Python layer */
+	const char *rootfs;	    /* resolved absolute path */
+	bool passthrough;	    /* exec mode: stream output through */
+	bool ablation;		    /* tests only: mount the probe, no Python layer */
 	char *const *ablation_argv; /* what pid 1 runs in ablation mode */
 	/* `pycell audit`: called once the sandbox runs, before the pump, so
 	 * the auditor reads the job's cgroup from outside while it is live. */
 	void (*on_started)(struct pc_run *r, void *arg);
 	void *on_started_arg;
 	struct pc_zygote *zygote; /* warm mode (zygote.h): fork from it, NULL: cold */
-	bool defer_release; /* the caller runs pc_resources_release(&rc) itself,
-			     * after answering (serve.c: rmdir is off the path) */
+	bool defer_release;	  /* the caller runs pc_resources_release(&rc) itself,
+				   * after answering (serve.c: rmdir is off the path) */
 	/* outputs */
 	long long limits[PC_LIM_COUNT];
 	struct pc_stream out, err, res;
 	struct pc_pump_outcome pump;
 	struct pc_resources rc; /* lease, cgroup, rlimits, accounting */
-	int job_status; /* raw wait status of the job process */
+	int job_status;		/* raw wait status of the job process */
 	bool have_status;
 	bool setup_failed;
 	struct pc_error setup_error;
-	unsigned seccomp_insns;      /* BPF size of the loaded filter, 0: none */
-	bool seccomp_cached;         /* the filter came from the BPF cache */
+	unsigned seccomp_insns;	     /* BPF size of the loaded filter, 0: none */
+	bool seccomp_cached;	     /* the filter came from the BPF cache */
 	struct pc_landlock landlock; /* enabled, or why it was skipped */
 	long long setup_ns, wall_ns;
 	struct pc_trace trace[PC_MAX_TRACE];

@@ -49,9 +49,8 @@
 #include "util.h"
 #include "zygote.h"
 
-#define NS_FLAGS                                                                                   \
-	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | \
-	 CLONE_NEWCGROUP)
+#define NS_FLAGS \
+	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP)
 
 /* ---------------------------------------------------------------- child */
 
@@ -123,8 +122,9 @@ static int child_rlimits(const struct pc_sandbox_config *cfg, struct pc_error *e
 static int child_fds(const struct pc_sandbox_config *cfg, int sync_fd, int out_w, int err_w, int res_w,
 		     struct pc_error *err)
 {
-	int src[PC_FD_FIRST_FREE] = { cfg->stdin_fd, out_w, err_w, cfg->bootstrap_fd, res_w, sync_fd,
-				      cfg->exec_filter_fd };
+	int src[PC_FD_FIRST_FREE] = {
+		cfg->stdin_fd, out_w, err_w, cfg->bootstrap_fd, res_w, sync_fd, cfg->exec_filter_fd,
+	};
 	int tmp[PC_FD_FIRST_FREE];
 	int i;
 
@@ -146,8 +146,8 @@ static int child_fds(const struct pc_sandbox_config *cfg, int sync_fd, int out_w
 	return 0;
 }
 
-static void __attribute__((noreturn)) child_main(const struct pc_sandbox_config *cfg, struct pc_sandbox *sb,
-						  int sync_fd, int out_w, int err_w, int res_w)
+static void __attribute__((noreturn))
+child_main(const struct pc_sandbox_config *cfg, struct pc_sandbox *sb, int sync_fd, int out_w, int err_w, int res_w)
 {
 	struct pc_error e = { 0 };
 	struct pc_sync_msg m;
@@ -323,8 +323,9 @@ static const char *clone_hint(int e)
 
 void pc_sandbox_init(struct pc_sandbox *sb)
 {
-	*sb = (struct pc_sandbox){ .pid = -1, .pidfd = -1, .sync_fd = -1, .out_fd = -1, .err_fd = -1, .result_fd = -1,
-				  .notify_fd = -1 };
+	*sb = (struct pc_sandbox){
+		.pid = -1, .pidfd = -1, .sync_fd = -1, .out_fd = -1, .err_fd = -1, .result_fd = -1, .notify_fd = -1
+	};
 }
 
 int pc_sandbox_channels(struct pc_sandbox *sb, int *child_sync, int *out_w, int *err_w, int *res_w,

@@ -15,7 +15,7 @@
 #include "seccomp.h"
 
 #define PC_SANDBOX_UID 1000 /* the job's uid and gid inside the namespace */
-#define PC_HOSTNAME "pycell"
+#define PC_HOSTNAME    "pycell"
 
 struct pc_file {
 	const char *name; /* validated: no '/', no "..", no NUL */
@@ -37,20 +37,20 @@ struct pc_sandbox_config {
 	size_t n_files;
 	const struct pc_rlimit *rlimits;
 	size_t n_rlimits;
-	int stdin_fd;     /* becomes fd 0 */
-	int bootstrap_fd; /* becomes fd 3 */
-	int exec_filter_fd; /* becomes fd 6: pc_exec_filter_prepare() */
-	char *const *argv; /* run by pycell-init, inside the sandbox */
-	char *const *envp; /* built from scratch by the caller */
-	struct pc_cgroup *cgroup;        /* NULL: none */
-	const struct pc_seccomp *seccomp; /* NULL: no filter (never in production) */
+	int stdin_fd;			    /* becomes fd 0 */
+	int bootstrap_fd;		    /* becomes fd 3 */
+	int exec_filter_fd;		    /* becomes fd 6: pc_exec_filter_prepare() */
+	char *const *argv;		    /* run by pycell-init, inside the sandbox */
+	char *const *envp;		    /* built from scratch by the caller */
+	struct pc_cgroup *cgroup;	    /* NULL: none */
+	const struct pc_seccomp *seccomp;   /* NULL: no filter (never in production) */
 	const struct pc_landlock *landlock; /* NULL or !enabled: no Landlock */
-	bool zygote; /* warm pool: keep the namespace caps pycell-init --zygote
-		      * needs (zygote.c); no seccomp or Landlock of its own */
+	bool zygote;			    /* warm pool: keep the namespace caps pycell-init --zygote
+					     * needs (zygote.c); no seccomp or Landlock of its own */
 };
 
 struct pc_sandbox {
-	pid_t pid;  /* pid 1 of the sandbox, in our namespace */
+	pid_t pid; /* pid 1 of the sandbox, in our namespace */
 	int pidfd;
 	int sync_fd;
 	int out_fd; /* read ends, non-blocking */

@@ -16,11 +16,12 @@
 #define MAX_DEPTH 32
 
 static const char *const type_names[] = { "object", "array", "string", "number", "integer", "boolean", "null" };
-static const char *const keywords[] = { "type",    "properties", "required",    "enum",   "minimum", "maximum",
-					"items",   "additionalProperties", "title", "description", "$schema" };
+static const char *const keywords[] = { "type",	   "properties",  "required", "enum",
+					"minimum", "maximum",	  "items",    "additionalProperties",
+					"title",   "description", "$schema" };
 
 static int fail(struct pc_schema_error *e, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct pc_schema_error *e, const char *path, const char *fmt, ...)
 {
@@ -101,7 +102,9 @@ static int check_at(json_object *s, const char *path, int depth, struct pc_schem
 static int check_type_kw(json_object *t, const char *path, struct pc_schema_error *e)
 {
 	if (json_object_is_type(t, json_type_string))
-		return known_type(json_object_get_string(t)) ? 0 : fail(e, path, "unknown type '%.64s'", json_object_get_string(t));
+		return known_type(json_object_get_string(t))
+			   ? 0
+			   : fail(e, path, "unknown type '%.64s'", json_object_get_string(t));
 	if (!json_object_is_type(t, json_type_array) || json_object_array_length(t) == 0)
 		return fail(e, path, "type: expected a type name or a non-empty array of them");
 	for (size_t i = 0; i < json_object_array_length(t); i++) {
@@ -114,8 +117,7 @@ static int check_type_kw(json_object *t, const char *path, struct pc_schema_erro
 
 static int check_keywords(json_object *s, const char *path, struct pc_schema_error *e)
 {
-	json_object_object_foreach(s, key, val)
-	{
+	json_object_object_foreach (s, key, val) {
 		bool known = false;
 
 		(void)val;
@@ -143,8 +145,7 @@ static int check_at(json_object *s, const char *path, int depth, struct pc_schem
 	if (json_object_object_get_ex(s, "properties", &v)) {
 		if (!json_object_is_type(v, json_type_object))
 			return fail(e, path, "properties: expected object");
-		json_object_object_foreach(v, key, sch)
-		{
+		json_object_object_foreach (v, key, sch) {
 			child_key(sub, sizeof(sub), path, key);
 			if (check_at(sch, sub, depth + 1, e) < 0)
 				return -1;
@@ -213,14 +214,14 @@ static int validate_object(json_object *s, json_object *v, const char *path, str
 			}
 		}
 	}
-	json_object_object_foreach(v, key, val)
-	{
+	json_object_object_foreach (v, key, val) {
 		child_key(sub, sizeof(sub), path, key);
 		if (props && json_object_object_get_ex(props, key, &sub_s)) {
 			sub_v = val;
 			if (validate_at(sub_s, sub_v, sub, e) < 0)
 				return -1;
-		} else if (json_object_object_get_ex(s, "additionalProperties", &addl) && !json_object_get_boolean(addl)) {
+		} else if (json_object_object_get_ex(s, "additionalProperties", &addl) &&
+			   !json_object_get_boolean(addl)) {
 			return fail(e, sub, "property not allowed");
 		}
 	}

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 struct pc_schema_error {
-	char path[256];   /* "$.metrics.rate" */
+	char path[256];	  /* "$.metrics.rate" */
 	char reason[256]; /* "expected number" */
 };
 

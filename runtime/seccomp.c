@@ -33,8 +33,8 @@
 #include "util.h"
 
 #define MAX_LIST_BYTES (256 * 1024)
-#define MAX_RULES 512
-#define MAX_NAMES 512
+#define MAX_RULES      512
+#define MAX_NAMES      512
 
 static inline void cleanup_seccompp(scmp_filter_ctx *c)
 {
@@ -100,8 +100,8 @@ static const struct {
 
 /* The CLONE_NEW* bits clone(2) accepts in its flags (not CLONE_NEWTIME,
  * whose bit is the exit signal's there). */
-static const unsigned long clone_new[] = { CLONE_NEWNS,  CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
-					   CLONE_NEWUSER, CLONE_NEWPID,   CLONE_NEWNET };
+static const unsigned long clone_new[] = { CLONE_NEWNS,	  CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+					   CLONE_NEWUSER, CLONE_NEWPID,	   CLONE_NEWNET };
 
 static bool is_never(const char *name)
 {
@@ -145,7 +145,8 @@ static int fixed_rules(scmp_filter_ctx ctx, struct pc_error *err)
 	}
 	/* TIOCSTI pushes input into a terminal, TIOCLINUX reads/writes the
 	 * console; the kernel takes cmd as 32 bits, so compare only those. */
-	rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TIOCSTI));
+	rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(ioctl), 1,
+			      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TIOCSTI));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, SCMP_SYS(ioctl), 1,
 				      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TIOCLINUX));
@@ -183,8 +184,13 @@ static const struct {
 	const char *name;
 	enum scmp_compare op;
 } ops[] = {
-	{ "eq", SCMP_CMP_EQ }, { "ne", SCMP_CMP_NE }, { "lt", SCMP_CMP_LT },        { "le", SCMP_CMP_LE },
-	{ "gt", SCMP_CMP_GT }, { "ge", SCMP_CMP_GE }, { "masked_eq", SCMP_CMP_MASKED_EQ },
+	{ "eq", SCMP_CMP_EQ },
+	{ "ne", SCMP_CMP_NE },
+	{ "lt", SCMP_CMP_LT },
+	{ "le", SCMP_CMP_LE },
+	{ "gt", SCMP_CMP_GT },
+	{ "ge", SCMP_CMP_GE },
+	{ "masked_eq", SCMP_CMP_MASKED_EQ },
 };
 
 static int parse_arg(json_object *a, struct scmp_arg_cmp *c, const char *where, struct pc_error *err)
@@ -197,8 +203,7 @@ static int parse_arg(json_object *a, struct scmp_arg_cmp *c, const char *where, 
 
 	if (!json_object_is_type(a, json_type_object))
 		return pc_error_set(err, EINVAL, "%s: expected an object", where);
-	json_object_object_foreach(a, key, unused)
-	{
+	json_object_object_foreach (a, key, unused) {
 		(void)unused;
 		for (i = 0; i < ARRAY_SIZE(keys) && strcmp(keys[i], key) != 0; i++)
 			;
@@ -218,8 +223,7 @@ static int parse_arg(json_object *a, struct scmp_arg_cmp *c, const char *where, 
 	c->op = ops[i].op;
 	if (!json_object_object_get_ex(a, "value", &v) || json_u64(v, &val) < 0)
 		return pc_error_set(err, EINVAL, "%s: 'value' must be a non-negative number", where);
-	if (c->op == SCMP_CMP_MASKED_EQ &&
-	    (!json_object_object_get_ex(a, "mask", &v) || json_u64(v, &mask) < 0))
+	if (c->op == SCMP_CMP_MASKED_EQ && (!json_object_object_get_ex(a, "mask", &v) || json_u64(v, &mask) < 0))
 		return pc_error_set(err, EINVAL, "%s: masked_eq needs a 'mask'", where);
 	c->datum_a = c->op == SCMP_CMP_MASKED_EQ ? mask : val;
 	c->datum_b = c->op == SCMP_CMP_MASKED_EQ ? val : 0;
@@ -238,8 +242,7 @@ static int add_rule(scmp_filter_ctx ctx, json_object *rule, size_t idx, const ch
 	snprintf(where, sizeof(where), "'%s': rules[%zu]", path, idx);
 	if (!json_object_is_type(rule, json_type_object))
 		return pc_error_set(err, EINVAL, "%s: expected an object", where);
-	json_object_object_foreach(rule, key, unused)
-	{
+	json_object_object_foreach (rule, key, unused) {
 		(void)unused;
 		for (i = 0; i < ARRAY_SIZE(keys) && strcmp(keys[i], key) != 0; i++)
 			;
@@ -271,7 +274,8 @@ static int add_rule(scmp_filter_ctx ctx, json_object *rule, size_t idx, const ch
 			return pc_error_set(err, EINVAL, "%s: names[%zu] is not a string", where, i);
 		name = json_object_get_string(nv);
 		if (is_never(name))
-			return pc_error_set(err, EPERM, "%s: '%s' is never allowed, whatever a policy says", where, name);
+			return pc_error_set(err, EPERM, "%s: '%s' is never allowed, whatever a policy says", where,
+					    name);
 		if (needs_args(name) && n_args == 0)
 			return pc_error_set(err, EPERM, "%s: '%s' may only be allowed under argument conditions", where,
 					    name);
@@ -318,8 +322,7 @@ static int parse_list(const char *path, const char *buf, size_t len, json_object
 	return 0;
 }
 
-static int build_ctx_from(const char *path, const char *buf, size_t len, scmp_filter_ctx *out,
-			  struct pc_error *err)
+static int build_ctx_from(const char *path, const char *buf, size_t len, scmp_filter_ctx *out, struct pc_error *err)
 {
 	_cleanup_json_ json_object *root = NULL;
 	_cleanup_seccomp_ scmp_filter_ctx ctx = NULL;
@@ -328,8 +331,7 @@ static int build_ctx_from(const char *path, const char *buf, size_t len, scmp_fi
 
 	if ((r = parse_list(path, buf, len, &root, err)) < 0)
 		return r;
-	json_object_object_foreach(root, key, unused)
-	{
+	json_object_object_foreach (root, key, unused) {
 		(void)unused;
 		if (strcmp(key, "description") != 0 && strcmp(key, "rules") != 0)
 			return pc_error_set(err, EINVAL, "seccomp list '%s': unknown key '%s'", path, key);
@@ -400,7 +402,8 @@ static int export_bpf(scmp_filter_ctx ctx, struct sock_fprog *prog, struct pc_er
 		return pc_error_set(err, errno, "fstat seccomp program");
 	if (st.st_size == 0 || st.st_size % (off_t)sizeof(struct sock_filter) ||
 	    st.st_size > BPF_MAXINSNS * (off_t)sizeof(struct sock_filter))
-		return pc_error_set(err, E2BIG, "seccomp program has a bad size (%lld bytes; the kernel takes %d instructions)",
+		return pc_error_set(err, E2BIG,
+				    "seccomp program has a bad size (%lld bytes; the kernel takes %d instructions)",
 				    (long long)st.st_size, BPF_MAXINSNS);
 	buf = malloc((size_t)st.st_size);
 	if (!buf)

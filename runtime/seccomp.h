@@ -22,7 +22,7 @@
 
 struct pc_seccomp {
 	bool enabled;
-	bool cached;            /* prog came from the BPF cache */
+	bool cached;		/* prog came from the BPF cache */
 	struct sock_fprog prog; /* exported BPF, owned */
 };
 

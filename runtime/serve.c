@@ -42,24 +42,24 @@
 #include "util.h"
 #include "zygote.h"
 
-#define MAX_POOL 8
-#define MAX_RETIRED 32
-#define MAX_HANDLERS 256
-#define HEAD_MAX 8192
-#define IO_TIMEOUT_S 10
+#define MAX_POOL	      8
+#define MAX_RETIRED	      32
+#define MAX_HANDLERS	      256
+#define HEAD_MAX	      8192
+#define IO_TIMEOUT_S	      10
 #define HANDLER_ZYGOTE_BROKEN 3
-#define MAX_CODES 48 /* distinct (status, error code) pairs counted; more go to "OTHER" */
-#define MAX_HTTP 16  /* distinct HTTP statuses counted */
+#define MAX_CODES	      48 /* distinct (status, error code) pairs counted; more go to "OTHER" */
+#define MAX_HTTP	      16 /* distinct HTTP statuses counted */
 
 /* What a handler tells the server about its request, in one write on the
  * report pipe (atomic: far below PIPE_BUF), *before* it answers: a client
  * that got its answer and then scrapes /metrics sees its job counted. */
 struct outcome {
 	uint32_t magic;
-	uint16_t http;	 /* the HTTP status answered */
-	uint8_t job;	 /* a job was run or refused: status, code and seconds are set */
-	uint8_t ok;	 /* its result's status was "ok" */
-	char code[32];	 /* its error code, "" when ok */
+	uint16_t http;	/* the HTTP status answered */
+	uint8_t job;	/* a job was run or refused: status, code and seconds are set */
+	uint8_t ok;	/* its result's status was "ok" */
+	char code[32];	/* its error code, "" when ok */
 	double seconds; /* from the request read to the answer */
 };
 #define OUTCOME_MAGIC 0x70636f31u
@@ -233,7 +233,10 @@ static void answer(struct server *s, int fd, int status, json_object *res, const
 	if (res && json_object_object_get_ex(res, "error", &e) && e)
 		json_object_object_get_ex(e, "code", &c);
 	report_outcome(res ? status : 500, true, ok,
-		       ok ? "" : c ? json_object_get_string(c) : "INTERNAL_ERROR", (double)(now_ns() - t0) / 1e9);
+		       ok  ? ""
+		       : c ? json_object_get_string(c)
+			   : "INTERNAL_ERROR",
+		       (double)(now_ns() - t0) / 1e9);
 	if (res)
 		respond(fd, status, NULL,
 			json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -254,14 +257,24 @@ static int run_one(struct server *s, struct pc_zygote *z, int fd, const char *bu
 	int status = 200, exit_status;
 
 	if (pc_job_parse(buf, len, &s->c.policy, &job, &je) < 0) {
-		struct pc_refusal rf = { .id = job.id, .code = je.code, .reason = je.reason, .code_text = job.code,
-					 .code_len = job.code_len, .policy = &s->c.policy, .trace = pre, .n_trace = 1 };
+		struct pc_refusal rf = { .id = job.id,
+					 .code = je.code,
+					 .reason = je.reason,
+					 .code_text = job.code,
+					 .code_len = job.code_len,
+					 .policy = &s->c.policy,
+					 .trace = pre,
+					 .n_trace = 1 };
 		pre[0] = (struct pc_trace){ "validate", false, (double)(now_ns() - t0) / 1e6 };
 		res = pc_result_refused(&rf);
 		status = 400;
 	} else {
-		struct pc_run r = { .job = &job, .policy = &s->c.policy, .paths = &s->c.paths, .rootfs = s->c.rootfs,
-				    .zygote = z, .defer_release = true };
+		struct pc_run r = { .job = &job,
+				    .policy = &s->c.policy,
+				    .paths = &s->c.paths,
+				    .rootfs = s->c.rootfs,
+				    .zygote = z,
+				    .defer_release = true };
 		r.trace[r.n_trace++] = (struct pc_trace){ "validate", true, (double)(now_ns() - t0) / 1e6 };
 		if (pc_run_job(&r) < 0)
 			r.setup_failed = true;
@@ -284,8 +297,9 @@ static int run_one(struct server *s, struct pc_zygote *z, int fd, const char *bu
  * and for tests that watch zygotes being replaced. */
 static void health(const struct server *s, char *buf, size_t len)
 {
-	size_t n = (size_t)snprintf(buf, len, "{\"status\": \"ok\", \"pool\": %d, \"policy\": \"%s\", "
-					      "\"served\": %lu, \"replaced\": %lu, \"zygotes\": [",
+	size_t n = (size_t)snprintf(buf, len,
+				    "{\"status\": \"ok\", \"pool\": %d, \"policy\": \"%s\", "
+				    "\"served\": %lu, \"replaced\": %lu, \"zygotes\": [",
 				    s->pool, s->c.policy.name, s->served, s->replaced);
 
 	for (int i = 0; i < s->pool && n < len; i++)
@@ -300,7 +314,8 @@ static const char *label(const char *v, char *buf, size_t len)
 	size_t i;
 
 	for (i = 0; v[i] && i + 1 < len; i++)
-		buf[i] = (char)((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '_' ? v[i] : '_');
+		buf[i] =
+		    (char)((v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '_' ? v[i] : '_');
 	buf[i] = '\0';
 	return buf;
 }
@@ -324,14 +339,16 @@ static char *metrics_text(const struct server *s)
 	for (i = 0; i < MAX_RETIRED; i++)
 		retiring += s->retired[i].sb.pid > 0;
 	fputs("# HELP pycell_jobs_total Jobs answered (run or refused), by result status and error code.\n"
-	      "# TYPE pycell_jobs_total counter\n", f);
+	      "# TYPE pycell_jobs_total counter\n",
+	      f);
 	if (!m->n_jobs)
 		fputs("pycell_jobs_total{status=\"ok\",code=\"\"} 0\n", f);
 	for (i = 0; i < m->n_jobs; i++)
 		fprintf(f, "pycell_jobs_total{status=\"%s\",code=\"%s\"} %lu\n", m->jobs[i].ok ? "ok" : "error",
 			label(m->jobs[i].code, lb, sizeof(lb)), m->jobs[i].n);
 	fputs("# HELP pycell_job_duration_seconds Time from a job's request read to its answer.\n"
-	      "# TYPE pycell_job_duration_seconds histogram\n", f);
+	      "# TYPE pycell_job_duration_seconds histogram\n",
+	      f);
 	for (i = 0; i < (int)N_BUCKETS; i++) {
 		cum += m->bucket[i];
 		fprintf(f, "pycell_job_duration_seconds_bucket{le=\"%g\"} %lu\n", bucket_le[i], cum);
@@ -339,7 +356,8 @@ static char *metrics_text(const struct server *s)
 	fprintf(f, "pycell_job_duration_seconds_bucket{le=\"+Inf\"} %lu\n", m->count);
 	fprintf(f, "pycell_job_duration_seconds_sum %.6f\npycell_job_duration_seconds_count %lu\n", m->sum, m->count);
 	fputs("# HELP pycell_http_responses_total Responses by HTTP status (503s of a full server included).\n"
-	      "# TYPE pycell_http_responses_total counter\n", f);
+	      "# TYPE pycell_http_responses_total counter\n",
+	      f);
 	for (i = 0; i < m->n_http; i++)
 		fprintf(f, "pycell_http_responses_total{code=\"%d\"} %lu\n", m->http[i].status,
 			m->http[i].n + (m->http[i].status == 503 ? m->busy : 0));
@@ -347,25 +365,27 @@ static char *metrics_text(const struct server *s)
 		;
 	if (i == m->n_http && m->busy)
 		fprintf(f, "pycell_http_responses_total{code=\"503\"} %lu\n", m->busy);
-	fprintf(f, "# HELP pycell_busy_rejections_total Connections answered 503 because --max-inflight were running.\n"
-		   "# TYPE pycell_busy_rejections_total counter\npycell_busy_rejections_total %lu\n"
-		   "# HELP pycell_connections_total Connections handed to a handler.\n"
-		   "# TYPE pycell_connections_total counter\npycell_connections_total %lu\n"
-		   "# HELP pycell_zygote_replacements_total Zygotes replaced (job count, anomaly, policy change).\n"
-		   "# TYPE pycell_zygote_replacements_total counter\npycell_zygote_replacements_total %lu\n"
-		   "# HELP pycell_pool_size Zygotes the server keeps (--pool).\n"
-		   "# TYPE pycell_pool_size gauge\npycell_pool_size %d\n"
-		   "# HELP pycell_zygotes_ready Pool zygotes alive and not marked for replacement.\n"
-		   "# TYPE pycell_zygotes_ready gauge\npycell_zygotes_ready %d\n"
-		   "# HELP pycell_zygotes_retiring Replaced zygotes still finishing their jobs.\n"
-		   "# TYPE pycell_zygotes_retiring gauge\npycell_zygotes_retiring %d\n"
-		   "# HELP pycell_inflight Requests being handled (jobs and probes, this scrape excluded).\n"
-		   "# TYPE pycell_inflight gauge\npycell_inflight %d\n"
-		   "# HELP pycell_inflight_max --max-inflight: beyond it a request is answered 503 (there is no queue).\n"
-		   "# TYPE pycell_inflight_max gauge\npycell_inflight_max %d\n"
-		   "# HELP pycell_bad_reports_total Handler reports that were malformed (none expected).\n"
-		   "# TYPE pycell_bad_reports_total counter\npycell_bad_reports_total %lu\n",
-		m->busy, s->served, s->replaced, s->pool, ready, retiring, s->inflight, s->max_inflight, m->bad_reports);
+	fprintf(f,
+		"# HELP pycell_busy_rejections_total Connections answered 503 because --max-inflight were running.\n"
+		"# TYPE pycell_busy_rejections_total counter\npycell_busy_rejections_total %lu\n"
+		"# HELP pycell_connections_total Connections handed to a handler.\n"
+		"# TYPE pycell_connections_total counter\npycell_connections_total %lu\n"
+		"# HELP pycell_zygote_replacements_total Zygotes replaced (job count, anomaly, policy change).\n"
+		"# TYPE pycell_zygote_replacements_total counter\npycell_zygote_replacements_total %lu\n"
+		"# HELP pycell_pool_size Zygotes the server keeps (--pool).\n"
+		"# TYPE pycell_pool_size gauge\npycell_pool_size %d\n"
+		"# HELP pycell_zygotes_ready Pool zygotes alive and not marked for replacement.\n"
+		"# TYPE pycell_zygotes_ready gauge\npycell_zygotes_ready %d\n"
+		"# HELP pycell_zygotes_retiring Replaced zygotes still finishing their jobs.\n"
+		"# TYPE pycell_zygotes_retiring gauge\npycell_zygotes_retiring %d\n"
+		"# HELP pycell_inflight Requests being handled (jobs and probes, this scrape excluded).\n"
+		"# TYPE pycell_inflight gauge\npycell_inflight %d\n"
+		"# HELP pycell_inflight_max --max-inflight: beyond it a request is answered 503 (there is no queue).\n"
+		"# TYPE pycell_inflight_max gauge\npycell_inflight_max %d\n"
+		"# HELP pycell_bad_reports_total Handler reports that were malformed (none expected).\n"
+		"# TYPE pycell_bad_reports_total counter\npycell_bad_reports_total %lu\n",
+		m->busy, s->served, s->replaced, s->pool, ready, retiring, s->inflight, s->max_inflight,
+		m->bad_reports);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -385,9 +405,12 @@ static int __attribute__((noreturn)) handle(struct server *s, struct pc_zygote *
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	st = read_request(fd, s->c.policy.max_job_bytes + 4096, method, target, &body, &len);
 	if (st) {
-		respond_error(fd, st, st == 413 ? "request too large" : st == 411 ? "Content-Length required"
-						      : st == 501 ? "chunked bodies are not supported: send Content-Length"
-						      : st == 408 ? "request not received in time" : "malformed request");
+		respond_error(fd, st,
+			      st == 413	  ? "request too large"
+			      : st == 411 ? "Content-Length required"
+			      : st == 501 ? "chunked bodies are not supported: send Content-Length"
+			      : st == 408 ? "request not received in time"
+					  : "malformed request");
 	} else if (strcmp(target, "/health") == 0 || strcmp(target, "/v1/health") == 0) {
 		health(s, body_hint, sizeof(body_hint));
 		if (strcmp(method, "GET") == 0)
@@ -514,7 +537,8 @@ static void reap(struct server *s)
 				continue;
 			s->h[i].pid = 0;
 			s->inflight--;
-			if (WIFEXITED(st) && WEXITSTATUS(st) == HANDLER_ZYGOTE_BROKEN && s->gen[s->h[i].zi] == s->h[i].gen)
+			if (WIFEXITED(st) && WEXITSTATUS(st) == HANDLER_ZYGOTE_BROKEN &&
+			    s->gen[s->h[i].zi] == s->h[i].gen)
 				s->z[s->h[i].zi].broken = true;
 		}
 		for (i = 0; i < MAX_RETIRED; i++) {
@@ -703,15 +727,19 @@ static int serve_loop(struct server *s, int lfd, int sfd)
 }
 
 static const struct option serve_opts[] = {
-	{ "socket", required_argument, NULL, 's' },   { "policy", required_argument, NULL, 'p' },
-	{ "rootfs", required_argument, NULL, 'r' },   { "pool", required_argument, NULL, 'n' },
-	{ "jobs-per-zygote", required_argument, NULL, 'j' }, { "max-inflight", required_argument, NULL, 'm' },
-	{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+	{ "socket", required_argument, NULL, 's' },
+	{ "policy", required_argument, NULL, 'p' },
+	{ "rootfs", required_argument, NULL, 'r' },
+	{ "pool", required_argument, NULL, 'n' },
+	{ "jobs-per-zygote", required_argument, NULL, 'j' },
+	{ "max-inflight", required_argument, NULL, 'm' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
 };
 
 #define SERVE_USAGE                                                                                      \
-	"usage: pycell serve --socket PATH [--policy FILE] [--rootfs DIR] [--pool N (1)]\n"             \
-	"                    [--jobs-per-zygote K (1000)] [--max-inflight M (32)]\n"                    \
+	"usage: pycell serve --socket PATH [--policy FILE] [--rootfs DIR] [--pool N (1)]\n"              \
+	"                    [--jobs-per-zygote K (1000)] [--max-inflight M (32)]\n"                     \
 	"  POST /run (or /v1/jobs) with a job JSON body -> the result JSON; GET /health (/v1/health);\n" \
 	"  GET /metrics (Prometheus text)\n"
 

@@ -18,7 +18,7 @@
 #include "serve.h"
 #include "util.h"
 
-#define CLIENT_MAX_JOB (64u << 20)
+#define CLIENT_MAX_JOB	    (64u << 20)
 #define CLIENT_MAX_RESPONSE (256u << 20)
 
 static int connect_to(const char *path)
@@ -93,7 +93,8 @@ int pc_cmd_run_server(const char *sock, const char *job_path)
 		return PC_EXIT_USAGE;
 	}
 	if ((fd = connect_to(sock)) < 0) {
-		fprintf(stderr, "pycell run: cannot reach the server on '%s': %s (is `pycell serve --socket %s` running?)\n",
+		fprintf(stderr,
+			"pycell run: cannot reach the server on '%s': %s (is `pycell serve --socket %s` running?)\n",
 			sock, strerror(-fd), sock);
 		return PC_EXIT_USAGE;
 	}

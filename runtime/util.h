@@ -19,7 +19,7 @@ static inline void cleanup_closep(int *fd)
 		close(*fd); /* never retried on EINTR: Linux always frees the fd */
 }
 
-#define _cleanup_free_ __attribute__((cleanup(cleanup_freep)))
+#define _cleanup_free_	__attribute__((cleanup(cleanup_freep)))
 #define _cleanup_close_ __attribute__((cleanup(cleanup_closep)))
 
 static inline void *steal_pointer_impl(void **p)

@@ -39,7 +39,7 @@
 #include "sync.h"
 #include "util.h"
 
-#define WARM_MAIN PC_SANDBOX_SHIM "/pycell_warm.py"
+#define WARM_MAIN	 PC_SANDBOX_SHIM "/pycell_warm.py"
 #define LEADER_TIMEOUT_S 10 /* a leader that has not answered by then: anomaly */
 
 int pc_zygote_caps_child(struct pc_error *err)
@@ -96,7 +96,9 @@ static int send_with_fds(int sock, const struct pc_warm_req *q, const int *fds, 
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = { .iov_base = (void *)q, .iov_len = sizeof(*q) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
 			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	ssize_t s;
@@ -154,8 +156,8 @@ static void zygote_stderr(struct pc_zygote *z, struct pc_error *err)
 	}
 }
 
-int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const struct pc_paths *paths,
-		    const char *rootfs, struct pc_error *err)
+int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const struct pc_paths *paths, const char *rootfs,
+		    struct pc_error *err)
 {
 	static char *argv[] = { PC_SANDBOX_INIT, "--zygote", WARM_MAIN, NULL };
 	static const struct pc_rlimit no_core = { RLIMIT_CORE, { 0, 0 } };
@@ -175,8 +177,12 @@ int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const stru
 	    (r = boot_fd = memfd_of("pycell-bootstrap", boot, strlen(boot), err)) < 0 ||
 	    (r = filter_fd = pc_exec_filter_prepare(err)) < 0)
 		goto out;
-	cfg.mounts = (struct pc_mount_plan){ .rootfs = rootfs, .init_path = paths->init, .shim_dir = paths->shim,
-					     .tmpfs_bytes = 1 << 20, .tmpfs_inodes = 64, .uid = PC_SANDBOX_UID,
+	cfg.mounts = (struct pc_mount_plan){ .rootfs = rootfs,
+					     .init_path = paths->init,
+					     .shim_dir = paths->shim,
+					     .tmpfs_bytes = 1 << 20,
+					     .tmpfs_inodes = 64,
+					     .uid = PC_SANDBOX_UID,
 					     .gid = PC_SANDBOX_UID };
 	pc_image_plan(&img, &cfg.mounts);
 	cfg.rootless = geteuid() != 0;
@@ -311,7 +317,8 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 			struct pc_error *err)
 {
 	_cleanup_close_ int child_sync = -1, out_w = -1, err_w = -1, res_w = -1, files = -1;
-	struct pc_warm_req q = { .type = PC_WARM_JOB, .tmpfs_bytes = cfg->mounts.tmpfs_bytes,
+	struct pc_warm_req q = { .type = PC_WARM_JOB,
+				 .tmpfs_bytes = cfg->mounts.tmpfs_bytes,
 				 .tmpfs_inodes = cfg->mounts.tmpfs_inodes };
 	struct timeval tv = { .tv_sec = LEADER_TIMEOUT_S };
 	int fds[PC_WARM_NFDS], r;

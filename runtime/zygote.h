@@ -16,15 +16,15 @@ struct pc_zygote {
 	struct pc_lease lease;
 	unsigned seccomp_insns;
 	bool seccomp_cached; /* its filter came from the BPF cache (once, at start) */
-	int jobs;    /* jobs dispatched to it */
-	bool broken; /* an anomaly: replace it */
+	int jobs;	     /* jobs dispatched to it */
+	bool broken;	     /* an anomaly: replace it */
 };
 
 void pc_zygote_init(struct pc_zygote *z);
 /* Starts a zygote for this policy and rootfs; returns once its interpreter
  * is up and the policy's modules are imported. */
-int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const struct pc_paths *paths,
-		    const char *rootfs, struct pc_error *err);
+int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const struct pc_paths *paths, const char *rootfs,
+		    struct pc_error *err);
 /* pc_sandbox_start's warm twin: asks the zygote for a job leader, attaches
  * the job process to cfg->cgroup, returns once it runs. sb->pid stays -1
  * (not our child); sb->pidfd is the job process's. Sets

@@ -36,8 +36,8 @@
 #include "sync.h"
 
 #define SHIM_DIR "/.pycell/shim"
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR_(x)	 #x
+#define STR(x)	 STR_(x)
 /* "3.11": the release this binary links; the rootfs must carry the same. */
 #define PY_MM STR(PY_MAJOR_VERSION) "." STR(PY_MINOR_VERSION)
 
@@ -63,14 +63,14 @@ void pc_init_report(int status_fd, int errnum, const char *fmt, ...)
  * The shim's policy hook decides about subprocess in user code.
  * os.posix_spawn is raised by subprocess only for close_fds=False. */
 static const char *const tripwires[] = {
-	"os.system",           /* a shell */
-	"os.exec",             /* execv*: replaces the interpreter */
-	"os.posix_spawn",      /* posix_spawn, posix_spawnp */
-	"os.spawn",            /* os.spawnv* */
-	"pty.spawn",           /* fork + exec on a pty */
+	"os.system",		      /* a shell */
+	"os.exec",		      /* execv*: replaces the interpreter */
+	"os.posix_spawn",	      /* posix_spawn, posix_spawnp */
+	"os.spawn",		      /* os.spawnv* */
+	"pty.spawn",		      /* fork + exec on a pty */
 	"_posixsubprocess.fork_exec", /* not raised by 3.11; named for later releases */
-	"sys.remote_exec",     /* 3.14: runs code in another process */
-	"os.add_dll_directory", /* Windows only; never meaningful here */
+	"sys.remote_exec",	      /* 3.14: runs code in another process */
+	"os.add_dll_directory",	      /* Windows only; never meaningful here */
 	/* ctypes: loading libraries and calling or reading raw addresses is
 	 * native code execution and arbitrary memory access. `import ctypes`
 	 * itself (numpy tries it) raises only ctypes.dlopen(None), allowed below.
@@ -80,12 +80,12 @@ static const char *const tripwires[] = {
 	 * that multiprocessing.Value/Array use (so cdata cannot be one): the
 	 * floor cannot see those; the shim's import allowlist keeps ctypes away
 	 * from user code, and the kernel layers bound what it could do. */
-	"ctypes.dlsym",        /* CDLL.<name>: a symbol of a loaded library */
-	"ctypes.dlsym/handle", /* the same by raw handle */
+	"ctypes.dlsym",		/* CDLL.<name>: a symbol of a loaded library */
+	"ctypes.dlsym/handle",	/* the same by raw handle */
 	"ctypes.call_function", /* _ctypes.call_function(): call any address */
 	"ctypes.PyObj_FromPtr", /* _ctypes.PyObj_FromPtr(): any address as a Python object */
-	"ctypes.string_at",    /* read any address */
-	"ctypes.wstring_at",   /* read any address */
+	"ctypes.string_at",	/* read any address */
+	"ctypes.wstring_at",	/* read any address */
 };
 
 /* One word shared by the job process and every process it forks (set up
@@ -151,9 +151,11 @@ void pc_embed_fresh_trip_word(void)
 static PyStatus set_paths(PyConfig *c, const char *script)
 {
 	static const wchar_t *const path[] = {
-		L"/usr/lib/python" PY_MM, L"/usr/lib/python" PY_MM "/lib-dynload",
+		L"/usr/lib/python" PY_MM,
+		L"/usr/lib/python" PY_MM "/lib-dynload",
 		/* Debian installs numpy, pandas there; site.py would add it. */
-		L"/usr/lib/python3/dist-packages", L"" SHIM_DIR,
+		L"/usr/lib/python3/dist-packages",
+		L"" SHIM_DIR,
 	};
 	char *argv[] = { (char *)script, NULL };
 	PyStatus s;
@@ -191,8 +193,8 @@ static PyStatus start_python(const char *script)
 		return s;
 
 	PyConfig_InitIsolatedConfig(&c); /* isolated, no env, no user site, safe_path */
-	c.site_import = 0;                /* -S */
-	c.write_bytecode = 0;             /* -B: the rootfs is read-only anyway */
+	c.site_import = 0;		 /* -S */
+	c.write_bytecode = 0;		 /* -B: the rootfs is read-only anyway */
 	c.user_site_directory = 0;
 	c.use_environment = 0;
 	c.safe_path = 1;

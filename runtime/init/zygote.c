@@ -72,7 +72,7 @@
 #include "zygote.h"
 #include "zygote_proto.h"
 
-#define JOB_UID 1000 /* PC_SANDBOX_UID */
+#define JOB_UID	 1000 /* PC_SANDBOX_UID */
 #define NS_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 
 static const char *const tmpfs_dirs[] = { "/workspace", "/tmp", "/dev/shm" };
@@ -173,7 +173,8 @@ static void job_setup(int status_w, int landlock_abi, unsigned seccomp_insns)
 	/* Fail closed: never run a job under another filter than the one its
 	 * supervisor reports in the result. */
 	if (policy_prog.len != seccomp_insns) {
-		pc_init_report(status_w, EINVAL, "warm job: the zygote holds a %u-instruction seccomp filter, the supervisor expects %u",
+		pc_init_report(status_w, EINVAL,
+			       "warm job: the zygote holds a %u-instruction seccomp filter, the supervisor expects %u",
 			       (unsigned)policy_prog.len, seccomp_insns);
 		_exit(125);
 	}
@@ -195,8 +196,8 @@ static void job_setup(int status_w, int landlock_abi, unsigned seccomp_insns)
 		_exit(125);
 	}
 	if (policy_prog.len) {
-		listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-					&policy_prog);
+		listener =
+		    (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &policy_prog);
 		if (listener < 0) {
 			pc_init_report(status_w, errno, "warm job: load seccomp filter");
 			_exit(125);
@@ -312,7 +313,7 @@ static void leader_files(int sync_fd, int files_fd)
  * every other descriptor closed (the zygote's control socket above all). */
 static void leader_fds(int *fds, int keep_as_6)
 {
-	int src[6] = { fds[PC_WARM_FD_STDIN],     fds[PC_WARM_FD_STDOUT], fds[PC_WARM_FD_STDERR],
+	int src[6] = { fds[PC_WARM_FD_STDIN],	  fds[PC_WARM_FD_STDOUT], fds[PC_WARM_FD_STDERR],
 		       fds[PC_WARM_FD_BOOTSTRAP], fds[PC_WARM_FD_RESULT], fds[PC_WARM_FD_SYNC] };
 	int tmp[6], i;
 
@@ -548,7 +549,6 @@ static bool forward_to_spare(const struct pc_warm_req *q, const int *fds)
 	return ok;
 }
 
-
 /* The spare's job process, forked ahead too: takes the request its leader
  * forwards, places its files, limits and fds itself, then job_setup().
  * Returns true in it (about to run the job), false when no job came. */
@@ -684,7 +684,7 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 		if (r <= 0)
 			break; /* EOF: retired */
 		if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && !forward_to_spare(&q, fds) &&
-			 spawn_leader(&q, fds))
+		    spawn_leader(&q, fds))
 			Py_RETURN_TRUE;
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
@@ -707,8 +707,9 @@ static PyMethodDef zy_methods[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
-static struct PyModuleDef zy_module = { PyModuleDef_HEAD_INIT, "_pycell_zygote", NULL, -1, zy_methods,
-					NULL, NULL, NULL, NULL };
+static struct PyModuleDef zy_module = {
+	PyModuleDef_HEAD_INIT, "_pycell_zygote", NULL, -1, zy_methods, NULL, NULL, NULL, NULL
+};
 
 static PyObject *zy_init(void)
 {

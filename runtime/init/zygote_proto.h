@@ -42,7 +42,7 @@ enum pc_warm_fd {
 struct pc_warm_req {
 	int32_t type; /* PC_WARM_JOB or PC_WARM_SECCOMP */
 	uint32_t n_rlimits;
-	int32_t landlock_abi; /* 0: no Landlock (landlock.c decides, as cold) */
+	int32_t landlock_abi;	/* 0: no Landlock (landlock.c decides, as cold) */
 	uint32_t seccomp_insns; /* the filter the job process must load (fail
 				 * closed when its zygote holds another) */
 	uint64_t tmpfs_bytes;

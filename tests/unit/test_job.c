@@ -53,9 +53,10 @@ static void test_valid(void **state)
 {
 	struct pc_job job;
 	struct pc_job_error je;
-	const char *s = "{\"id\":\"a\",\"language\":\"python\",\"code\":\"abc\",\"input\":{\"x\":[1]},"
-			"\"files\":{\"data.csv\":\"1,2\\n\"},\"limits\":{\"wall_ms\":500},\"imports\":[\"json\"],"
-			"\"packages\":[\"numpy\"],\"output_schema\":{\"type\":\"object\"},\"mode\":\"python_exec_tool\"}";
+	const char *s =
+	    "{\"id\":\"a\",\"language\":\"python\",\"code\":\"abc\",\"input\":{\"x\":[1]},"
+	    "\"files\":{\"data.csv\":\"1,2\\n\"},\"limits\":{\"wall_ms\":500},\"imports\":[\"json\"],"
+	    "\"packages\":[\"numpy\"],\"output_schema\":{\"type\":\"object\"},\"mode\":\"python_exec_tool\"}";
 
 	(void)state;
 	assert_int_equal(pc_job_parse(s, strlen(s), &pol, &job, &je), 0);
@@ -87,12 +88,15 @@ static void test_refusals(void **state)
 	assert_string_equal(parse_len("{\"code\":\"x\0\"}", 12), "INVALID_JOB nul_byte");
 	assert_string_equal(parse("{\"code\":\"\xff\"}"), "INVALID_JOB invalid_utf8");
 	assert_string_equal(parse("{\"code\":\"a\\u0000b\"}"), "INVALID_JOB code:nul_byte");
-	assert_string_equal(parse("{\"code\":\"x\",\"language\":\"ruby\"}"), "LANGUAGE_DENIED language_not_supported:ruby");
+	assert_string_equal(parse("{\"code\":\"x\",\"language\":\"ruby\"}"),
+			    "LANGUAGE_DENIED language_not_supported:ruby");
 	assert_string_equal(parse("{\"code\":\"x\",\"files\":{\"../x\":\"\"}}"), "INVALID_JOB files:bad_name");
 	assert_string_equal(parse("{\"code\":\"x\",\"files\":{\"a/b\":\"\"}}"), "INVALID_JOB files:bad_name");
 	assert_string_equal(parse("{\"code\":\"x\",\"files\":{\"ok\":1}}"), "INVALID_JOB files:expected_string");
-	assert_string_equal(parse("{\"code\":\"x\",\"limits\":{\"wall_ms\":-1}}"), "INVALID_JOB limits:wall_ms:out_of_range");
-	assert_string_equal(parse("{\"code\":\"x\",\"limits\":{\"wall_ms\":1.5}}"), "INVALID_JOB limits:wall_ms:expected_integer");
+	assert_string_equal(parse("{\"code\":\"x\",\"limits\":{\"wall_ms\":-1}}"),
+			    "INVALID_JOB limits:wall_ms:out_of_range");
+	assert_string_equal(parse("{\"code\":\"x\",\"limits\":{\"wall_ms\":1.5}}"),
+			    "INVALID_JOB limits:wall_ms:expected_integer");
 	assert_string_equal(parse("{\"code\":\"x\",\"limits\":{\"fast\":1}}"), "INVALID_JOB limits:unknown_key:fast");
 	assert_string_equal(parse("{\"code\":\"x\",\"imports\":\"os\"}"), "INVALID_JOB imports:expected_array");
 	assert_string_equal(parse("{\"code\":\"x\",\"imports\":[\"../os\"]}"), "INVALID_JOB imports:bad_name:../os");
@@ -115,7 +119,8 @@ static void test_refusal_after_files(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_string_equal(parse("{\"code\":\"x\",\"files\":{\"a\":\"1\",\"b\":\"2\"},\"limits\":{\"x\":1}}"),
 				    "INVALID_JOB limits:unknown_key:x");
-	assert_string_equal(parse("{\"code\":\"x\",\"files\":{\"a\":\"1\",\"..\":\"2\"}}"), "INVALID_JOB files:bad_name");
+	assert_string_equal(parse("{\"code\":\"x\",\"files\":{\"a\":\"1\",\"..\":\"2\"}}"),
+			    "INVALID_JOB files:bad_name");
 }
 
 static void test_job_too_large(void **state)
@@ -143,8 +148,8 @@ static void test_effective_limits(void **state)
 	assert_int_equal(pc_job_parse(s, strlen(s), &pol, &job, &je), 0);
 	pc_job_effective_limits(&job, &pol, lim);
 	assert_int_equal(lim[PC_LIM_WALL_MS], pol.limits[PC_LIM_WALL_MS].max); /* clamped */
-	assert_int_equal(lim[PC_LIM_MEMORY_MB], 64);                            /* job wins */
-	assert_int_equal(lim[PC_LIM_PIDS], pol.limits[PC_LIM_PIDS].def);        /* policy default */
+	assert_int_equal(lim[PC_LIM_MEMORY_MB], 64);			       /* job wins */
+	assert_int_equal(lim[PC_LIM_PIDS], pol.limits[PC_LIM_PIDS].def);       /* policy default */
 	pc_job_free(&job);
 }
 
@@ -155,14 +160,17 @@ static void test_utf8(void **state)
 
 	(void)state;
 	assert_true(pc_utf8_valid("h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
-	assert_false(pc_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
-	assert_false(pc_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	assert_false(pc_utf8_valid("\xc0\xaf", 2));	    /* overlong '/' */
+	assert_false(pc_utf8_valid("\xed\xa0\x80", 3));	    /* surrogate */
 	assert_false(pc_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-	assert_false(pc_utf8_valid("\xe2\x82", 2));         /* truncated */
-	assert_false(pc_utf8_valid("\x80", 1));             /* lone continuation */
-	s = pc_utf8_sanitize("a\xff" "b\xc3\xa9", 5, &rep);
+	assert_false(pc_utf8_valid("\xe2\x82", 2));	    /* truncated */
+	assert_false(pc_utf8_valid("\x80", 1));		    /* lone continuation */
+	s = pc_utf8_sanitize("a\xff"
+			     "b\xc3\xa9",
+			     5, &rep);
 	assert_true(rep);
-	assert_string_equal(s, "a\xef\xbf\xbd" "b\xc3\xa9");
+	assert_string_equal(s, "a\xef\xbf\xbd"
+			       "b\xc3\xa9");
 	free(s);
 	s = pc_utf8_sanitize("plain", 5, &rep);
 	assert_false(rep);

@@ -78,7 +78,8 @@ static void test_extends_and_precedence(void **state)
 
 	(void)state;
 	put("base.json", "{\"name\":\"base\",\"limits\":{\"wall_ms\":{\"default\":2000,\"max\":4000}}}");
-	put("child.json", "{\"name\":\"child\",\"extends\":\"base.json\",\"limits\":{\"pids\":{\"default\":8,\"max\":16}}}");
+	put("child.json",
+	    "{\"name\":\"child\",\"extends\":\"base.json\",\"limits\":{\"pids\":{\"default\":8,\"max\":16}}}");
 	sys = put("sys.json", "{\"limits\":{\"wall_ms\":{\"default\":9999},\"cpu_ms\":{\"default\":1234},"
 			      "\"memory_mb\":{\"default\":100000}}}");
 	assert_string_equal(load(put("x.json", "{\"extends\":\"child.json\"}"), sys, &p), "");
@@ -133,7 +134,8 @@ static void test_audit_path_relative(void **state)
 	char want[600];
 
 	(void)state;
-	assert_string_equal(load(put("a.json", "{\"audit\":{\"path\":\"logs/audit.jsonl\",\"include_code\":true}}"), NULL, &p), "");
+	assert_string_equal(
+	    load(put("a.json", "{\"audit\":{\"path\":\"logs/audit.jsonl\",\"include_code\":true}}"), NULL, &p), "");
 	snprintf(want, sizeof(want), "%s/logs/audit.jsonl", dir);
 	assert_string_equal(p.audit_log, want);
 	assert_true(p.audit_include_code);

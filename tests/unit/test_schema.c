@@ -76,8 +76,9 @@ static void test_types(void **state)
 
 static void test_nested_path(void **state)
 {
-	const char *s = "{\"type\":\"object\",\"required\":[\"metrics\"],\"properties\":{\"metrics\":{\"type\":\"object\","
-			"\"properties\":{\"rate\":{\"type\":\"number\"}}}}}";
+	const char *s =
+	    "{\"type\":\"object\",\"required\":[\"metrics\"],\"properties\":{\"metrics\":{\"type\":\"object\","
+	    "\"properties\":{\"rate\":{\"type\":\"number\"}}}}}";
 
 	(void)state;
 	assert_string_equal(val(s, "{\"metrics\":{\"rate\":\"high\"}}"), "$.metrics.rate: expected number");
@@ -91,14 +92,15 @@ static void test_enum_min_max_items(void **state)
 {
 	(void)state;
 	assert_string_equal(val("{\"enum\":[\"P1\",\"P2\"]}", "\"P1\""), "");
-	assert_string_equal(val("{\"enum\":[\"P1\",\"P2\"]}", "\"P3\""), "$: not one of the enum values [\"P1\",\"P2\"]");
+	assert_string_equal(val("{\"enum\":[\"P1\",\"P2\"]}", "\"P3\""),
+			    "$: not one of the enum values [\"P1\",\"P2\"]");
 	assert_string_equal(val("{\"minimum\":0,\"maximum\":1}", "0.5"), "");
 	assert_string_equal(val("{\"minimum\":0}", "-1"), "$: -1 is below the minimum 0");
 	assert_string_equal(val("{\"maximum\":1}", "2"), "$: 2 is above the maximum 1");
 	assert_string_equal(val("{\"items\":{\"type\":\"integer\"}}", "[1,2,\"x\"]"), "$[2]: expected integer");
-	assert_string_equal(val("{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":false}",
-				"{\"a\":1,\"b\":2}"),
-			    "$.b: property not allowed");
+	assert_string_equal(
+	    val("{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":false}", "{\"a\":1,\"b\":2}"),
+	    "$.b: property not allowed");
 }
 
 static void test_schema_check(void **state)
@@ -109,7 +111,8 @@ static void test_schema_check(void **state)
 	assert_string_equal(chk("{\"type\":\"float\"}"), "$: unknown type 'float'");
 	assert_string_equal(chk("{\"properties\":{\"a\":{\"minimum\":\"0\"}}}"), "$.a: minimum: expected number");
 	assert_string_equal(chk("{\"required\":[1]}"), "$: required[0]: expected string");
-	assert_string_equal(chk("{\"items\":{\"type\":7}}"), "$[]: type: expected a type name or a non-empty array of them");
+	assert_string_equal(chk("{\"items\":{\"type\":7}}"),
+			    "$[]: type: expected a type name or a non-empty array of them");
 	assert_string_equal(chk("[]"), "$: expected a schema object");
 }
 
