@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "jsonutil.h"
 #include "util.h"
 
@@ -24,38 +25,6 @@ static const char *const policy_keys[] = {
 	"python",      "seccomp", "max_code_bytes",  "max_job_bytes", "max_result_bytes",
 	"description", "audit",	  "require_cgroups", "tool_defaults"
 };
-
-static int read_file(const char *path, size_t max, char **out, size_t *len, struct pc_error *err)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	_cleanup_free_ char *buf = NULL;
-	struct stat st;
-	size_t n = 0;
-
-	if (fd < 0)
-		return pc_error_set(err, errno, "open '%s'", path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return pc_error_set(err, EINVAL, "'%s' is not a regular file", path);
-	if ((size_t)st.st_size > max)
-		return pc_error_set(err, EFBIG, "'%s' is larger than %zu bytes", path, max);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return pc_error_set(err, ENOMEM, "read '%s'", path);
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return pc_error_set(err, errno, "read '%s'", path);
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	*len = n;
-	*out = steal_pointer(&buf);
-	return 0;
-}
 
 static bool known_key(const char *k)
 {
@@ -329,7 +298,7 @@ static int load_layer(struct pc_policy *p, const char *path, int depth, struct p
 
 	if (depth > MAX_EXTENDS_DEPTH)
 		return pc_error_set(err, ELOOP, "%s: 'extends' nests deeper than %d", path, MAX_EXTENDS_DEPTH);
-	if ((r = read_file(path, MAX_POLICY_BYTES, &buf, &len, err)) < 0)
+	if ((r = pc_read_file(path, NULL, 0, MAX_POLICY_BYTES, &buf, &len, err)) < 0)
 		return r;
 	root = pc_json_parse(buf, len, &why);
 	if (!root)
@@ -380,7 +349,7 @@ int pc_policy_load(struct pc_policy *p, const char *path, const char *system_con
 		const char *why = NULL;
 		size_t len;
 
-		if ((r = read_file(system_config, MAX_POLICY_BYTES, &buf, &len, err)) < 0)
+		if ((r = pc_read_file(system_config, NULL, 0, MAX_POLICY_BYTES, &buf, &len, err)) < 0)
 			return r;
 		root = pc_json_parse(buf, len, &why);
 		if (!root || !json_object_is_type(root, json_type_object))

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "bpf_cache.h"
+#include "fileio.h"
 #include "jsonutil.h"
 #include "sha256.h"
 #include "sync.h"
@@ -291,25 +292,7 @@ static int add_rule(scmp_filter_ctx ctx, json_object *rule, size_t idx, const ch
 
 static int read_list(const char *path, char **out, size_t *len, struct pc_error *err)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	_cleanup_free_ char *buf = NULL;
-	struct stat st;
-	ssize_t n;
-
-	if (fd < 0)
-		return pc_error_set(err, errno, "open seccomp list '%s'", path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_LIST_BYTES)
-		return pc_error_set(err, EINVAL, "seccomp list '%s' is not a regular file under %d bytes", path,
-				    MAX_LIST_BYTES);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return pc_error_set(err, ENOMEM, "read seccomp list '%s'", path);
-	n = read(fd, buf, (size_t)st.st_size);
-	if (n != st.st_size)
-		return pc_error_set(err, n < 0 ? errno : EIO, "read seccomp list '%s'", path);
-	*len = (size_t)n;
-	*out = steal_pointer(&buf);
-	return 0;
+	return pc_read_file(path, "seccomp list", O_NOFOLLOW, MAX_LIST_BYTES, out, len, err);
 }
 
 static int parse_list(const char *path, const char *buf, size_t len, json_object **out, struct pc_error *err)
