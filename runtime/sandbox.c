@@ -282,12 +282,10 @@ static int wait_exec(struct pc_sandbox *sb, struct pc_error *err)
 			sb->notify_fd = fd;
 		else if (fd >= 0)
 			close(fd);
-
 		if (r < 0)
 			return pc_error_set(err, -r, "read sandbox sync socket");
 		if (r == 0)
 			return pc_error_set(err, 0, "sandbox child exited during setup without reporting a step");
-		m.msg[sizeof(m.msg) - 1] = '\0';
 		if (m.type == PC_SYNC_ERROR) /* sync 2 */
 			return pc_error_set(err, m.errnum, "%s", m.msg);
 		if (m.type == PC_SYNC_EXEC_OK) /* sync 3 */

@@ -166,6 +166,12 @@ def test_nothing_is_left_behind():
     assert [t for t in tmp if t.startswith("pycell")] == [t for t in before[2] if t.startswith("pycell")]
 
 
+def make_mount_points(root):
+    """A fake root with the mount points pycell needs and nothing else."""
+    for d in ["workspace", "tmp", "dev", "proc", ".pycell", "etc"]:
+        (root / d).mkdir()
+
+
 @pytest.fixture
 def open_tmp():
     # The sandbox's unprivileged uid must be able to reach the rootfs, so the
@@ -183,8 +189,7 @@ def open_tmp():
 def test_child_side_failure_is_reported_with_step_and_status_125(open_tmp):
     # A root with the mount points but no C library: exec of pycell-init fails
     # inside the sandbox, after every namespace and mount step succeeded.
-    for d in ["workspace", "tmp", "dev", "proc", ".pycell", "etc"]:
-        (open_tmp / d).mkdir()
+    make_mount_points(open_tmp)
     proc = subprocess.run([PYCELL, "exec", "--rootfs", str(open_tmp), "-c", "pass"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 125
@@ -195,8 +200,7 @@ def test_child_side_failure_is_reported_with_step_and_status_125(open_tmp):
 def test_unreachable_rootfs_is_reported_from_the_child(tmp_path):
     # pytest's tmp dirs are 0700 root: the sandbox's unprivileged uid cannot
     # reach them, and the child says which step failed and why.
-    for d in ["workspace", "tmp", "dev", "proc", ".pycell", "etc"]:
-        (tmp_path / d).mkdir()
+    make_mount_points(tmp_path)
     proc = subprocess.run([PYCELL, "exec", "--rootfs", str(tmp_path), "-c", "pass"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 125
