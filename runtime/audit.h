@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
+#include "error.h"
 #include "landlock.h"
 #include "limits.h"
 #include "sandbox.h"
@@ -53,6 +54,21 @@ void pc_audit_add(struct pc_audit *a, const char *id, enum pc_audit_status st, c
 void pc_audit_judge(struct pc_audit *a, json_object *ev, const struct pc_audit_outside *o);
 /* Sorts by id (the report is diffable). */
 void pc_audit_sort(struct pc_audit *a);
+
+struct pc_paths;
+struct pc_policy;
+struct pc_zygote;
+/* The audit's jobs and judgement (audit_run.c): cold when pool is NULL;
+ * warm otherwise (the evidence job through a one-off zygote, `import os`
+ * through pool). Fills a, sorted; -1 with err set when a job could not run. */
+int pc_audit_run(const struct pc_policy *pol, const struct pc_paths *paths, const char *rootfs, struct pc_zygote *pool,
+		 struct pc_audit *a, struct pc_error *err);
+void pc_audit_count(const struct pc_audit *a, int counts[3]);
+/* The report document (`--format json`, POST /v1/audit); mode "cold" or "warm". */
+json_object *pc_audit_document(const struct pc_audit *a, const char *mode, const char *policy, const char *rootfs);
+/* Its checks read back (a baseline, a server's answer); -1: no "checks" array. */
+int pc_audit_from_document(json_object *doc, struct pc_audit *a);
+const char *pc_audit_base_name(const char *path);
 
 int pc_cmd_audit(int argc, char **argv);
 int pc_cmd_check(int argc, char **argv);

@@ -430,8 +430,13 @@ static int __attribute__((noreturn)) handle(struct server *s, struct pc_zygote *
 			code = run_one(s, z, fd, body ? body : "", len);
 		else
 			respond_error(fd, 405, "use POST with a job JSON body");
+	} else if (strcmp(target, "/v1/audit") == 0) { /* serve_audit.c */
+		int http = 500;
+		_cleanup_free_ char *doc = pc_serve_audit(&s->c, z, method, len, &http);
+		respond(fd, doc ? http : 500, NULL, doc ? doc : "{\"error\": {\"code\": \"HTTP_500\"}}");
+		code = z->broken ? HANDLER_ZYGOTE_BROKEN : 0;
 	} else {
-		respond_error(fd, 404, "no such endpoint: POST /run, GET /health, GET /metrics");
+		respond_error(fd, 404, "no such endpoint: POST /run, POST /v1/audit, GET /health, GET /metrics");
 	}
 	shutdown(fd, SHUT_WR);
 	_exit(code);
@@ -741,7 +746,7 @@ static const struct option serve_opts[] = {
 	"usage: pycell serve --socket PATH [--policy FILE] [--rootfs DIR] [--pool N (1)]\n"              \
 	"                    [--jobs-per-zygote K (1000)] [--max-inflight M (32)]\n"                     \
 	"  POST /run (or /v1/jobs) with a job JSON body -> the result JSON; GET /health (/v1/health);\n" \
-	"  GET /metrics (Prometheus text)\n"
+	"  GET /metrics (Prometheus text); POST /v1/audit (the isolation audit, run warm)\n"
 
 int pc_cmd_serve(int argc, char **argv)
 {

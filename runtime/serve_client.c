@@ -1,7 +1,8 @@
 /* `pycell run --server SOCKET [JOB.json|-]`: the client form of warm mode.
  * Sends the job to a `pycell serve` on SOCKET and prints its result, with
  * the exit statuses of `pycell run` (cmd_run.c): 0 ok, 1 job error, 2 the job
- * was refused or the invocation unusable, 125 the runtime failed. */
+ * was refused or the invocation unusable, 125 the runtime failed.
+ * pc_serve_request is the one client request, also `pycell audit --server`'s. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -80,34 +81,52 @@ static int exit_for(int http, const char *body)
 	return code;
 }
 
+int pc_serve_request(const char *sock, const char *target, const char *body, size_t len, int *http, char **resp,
+		     char **resp_body)
+{
+	_cleanup_close_ int fd = connect_to(sock);
+	char head[320];
+	size_t rlen = 0;
+
+	*resp = NULL;
+	if (fd < 0)
+		return fd;
+	snprintf(head, sizeof(head),
+		 "POST %s HTTP/1.1\r\nHost: pycell\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n",
+		 target, len);
+	if (write_all(fd, head, strlen(head)) < 0 || (len && write_all(fd, body, len) < 0) ||
+	    !(*resp = read_all(fd, &rlen)) || sscanf(*resp, "HTTP/1.%*c %d", http) != 1 ||
+	    !(*resp_body = strstr(*resp, "\r\n\r\n"))) {
+		free(*resp);
+		*resp = NULL;
+		return -EBADMSG;
+	}
+	*resp_body += 4;
+	return 0;
+}
+
 int pc_cmd_run_server(const char *sock, const char *job_path)
 {
 	_cleanup_free_ char *job = NULL, *resp = NULL;
-	_cleanup_close_ int fd = -1;
-	size_t len = 0, rlen = 0;
-	char head[256], *body;
+	size_t len = 0;
+	char *body;
 	int r, http = 0;
 
 	if ((r = pc_cli_read_input(job_path, CLIENT_MAX_JOB, &job, &len)) < 0) {
 		fprintf(stderr, "pycell run: cannot read job '%s': %s\n", job_path ? job_path : "-", strerror(-r));
 		return PC_EXIT_USAGE;
 	}
-	if ((fd = connect_to(sock)) < 0) {
+	if ((r = pc_serve_request(sock, "/run", job, len, &http, &resp, &body)) < 0 && r != -EBADMSG) {
 		fprintf(stderr,
 			"pycell run: cannot reach the server on '%s': %s (is `pycell serve --socket %s` running?)\n",
-			sock, strerror(-fd), sock);
+			sock, strerror(-r), sock);
 		return PC_EXIT_USAGE;
 	}
-	snprintf(head, sizeof(head),
-		 "POST /run HTTP/1.1\r\nHost: pycell\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		 "Connection: close\r\n\r\n",
-		 len);
-	if (write_all(fd, head, strlen(head)) < 0 || write_all(fd, job, len) < 0 || !(resp = read_all(fd, &rlen)) ||
-	    sscanf(resp, "HTTP/1.%*c %d", &http) != 1 || !(body = strstr(resp, "\r\n\r\n"))) {
+	if (r < 0) {
 		fprintf(stderr, "pycell run: no answer from the server on '%s'\n", sock);
 		return PC_EXIT_RUNTIME;
 	}
-	body += 4;
 	if (http != 200 && http != 400 && http != 500) {
 		fprintf(stderr, "pycell run: the server answered %d: %s", http, body);
 		return http == 413 ? PC_EXIT_USAGE : PC_EXIT_RUNTIME;
