@@ -38,6 +38,8 @@ struct pc_audit_outside {
 	bool cg_read;
 	struct pc_rlimit rl[8];
 	size_t n_rl;
+	int rl_by_cgroup[8]; /* warm: left out, the job's cgroup bounds them */
+	size_t n_rl_by_cgroup;
 	unsigned seccomp_insns;
 	char seccomp_list[256]; /* basename of the policy's list, "" when none */
 	struct pc_landlock landlock;

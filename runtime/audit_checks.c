@@ -324,6 +324,9 @@ static void judge_rlimits(struct pc_audit *a, json_object *ev, const struct pc_a
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s=%lld:%lld", buf[0] ? " " : "", name, soft,
 			 hard);
 	}
+	for (size_t i = 0; i < o->n_rl_by_cgroup; i++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
+			 i ? "," : "; cgroup-bounded (warm): ", rlimit_name(o->rl_by_cgroup[i]) ?: "?");
 	pc_audit_add(a, "rlimits", pass_if(ok), "inside (soft:hard) %s; %s the supervisor's", buf,
 		     ok ? "equal to" : "differs from");
 }

@@ -69,6 +69,19 @@ const char *pc_audit_base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
+/* The rlimits the supervisor gave the job: warm, the zygote leaves out
+ * those a per-job cgroup bounds instead (zygote.c). */
+static void copy_rlimits(struct pc_audit_outside *o, const struct pc_run *r)
+{
+	o->n_rl = o->n_rl_by_cgroup = 0;
+	for (size_t i = 0; i < r->rc.n_rl && o->n_rl < 8; i++) {
+		if (r->zygote && !pc_zygote_job_rlimit(r->rc.rl[i].resource, r->rc.cg.version != 0))
+			o->rl_by_cgroup[o->n_rl_by_cgroup++] = r->rc.rl[i].resource;
+		else
+			o->rl[o->n_rl++] = r->rc.rl[i];
+	}
+}
+
 struct audit_ctx {
 	const struct pc_paths *paths;
 	const char *rootfs;
@@ -96,8 +109,7 @@ static json_object *run_one(const struct audit_ctx *x, const struct pc_policy *p
 	}
 	if (o) {
 		memcpy(o->limits, r.limits, sizeof(o->limits));
-		o->n_rl = r.rc.n_rl < 8 ? r.rc.n_rl : 8;
-		memcpy(o->rl, r.rc.rl, o->n_rl * sizeof(o->rl[0]));
+		copy_rlimits(o, &r);
 		o->seccomp_insns = r.seccomp_insns;
 		o->landlock = r.landlock;
 	}

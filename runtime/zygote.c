@@ -257,6 +257,15 @@ static pid_t pidfd_pid(int pidfd)
 	return p ? (pid_t)atoi(p + 5) : -1;
 }
 
+bool pc_zygote_job_rlimit(int resource, bool cgroup)
+{
+	/* RLIMIT_NPROC counts per uid per user namespace, and all the
+	 * zygote's jobs share both: one job's fork bomb would fail the
+	 * forks of the others. Where the pids cgroup bounds each job,
+	 * it alone does; without one, the shared count is the bound. */
+	return !(resource == RLIMIT_NPROC && cgroup);
+}
+
 /* sync W, then sync 1: the leader is in the job's cgroup before it runs. */
 static int leader_hello(struct pc_zygote *z, const struct pc_sandbox_config *cfg, struct pc_sandbox *sb,
 			struct pc_error *err)
@@ -327,11 +336,7 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 	if (z->sb.sync_fd < 0)
 		return z->broken = true, pc_error_set(err, EPIPE, "no zygote");
 	for (i = 0; i < cfg->n_rlimits && q.n_rlimits < PC_WARM_MAX_RLIMITS; i++) {
-		/* RLIMIT_NPROC counts per uid per user namespace, and all the
-		 * zygote's jobs share both: one job's fork bomb would fail the
-		 * forks of the others. Where the pids cgroup bounds each job,
-		 * it alone does; without one, the shared count is the bound. */
-		if (cfg->rlimits[i].resource == RLIMIT_NPROC && cfg->cgroup)
+		if (!pc_zygote_job_rlimit(cfg->rlimits[i].resource, cfg->cgroup != NULL))
 			continue;
 		q.rl[q.n_rlimits].resource = cfg->rlimits[i].resource;
 		q.rl[q.n_rlimits].cur = cfg->rlimits[i].lim.rlim_cur;

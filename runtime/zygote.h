@@ -31,6 +31,8 @@ int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const stru
  * z->broken when the zygote did not answer as it should. */
 int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg, struct pc_sandbox *sb,
 			struct pc_error *err);
+/* Whether a warm job gets this rlimit (cgroup: its own cgroup bounds it). */
+bool pc_zygote_job_rlimit(int resource, bool cgroup);
 /* pc_sandbox_reap's warm twin, once sb->pidfd reported the job process gone. */
 int pc_zygote_reap(struct pc_sandbox *sb, int *job_status, bool *from_init);
 /* Closes the control socket: the zygote exits once its jobs have. */
