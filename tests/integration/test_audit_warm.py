@@ -5,7 +5,6 @@ zygote; the report is judged by the same code as cold audit. Every layer
 cold audit passes must pass warm, a weakened served policy FAILs the same
 lines, and the audit leaves the pool, the cgroups, the leases and the
 process tree as it found them."""
-import http.client
 import json
 import os
 import signal
@@ -19,20 +18,10 @@ import pytest
 
 from conftest import PYCELL, REPO
 from resctl import IS_ROOT, Isolated, leased_uid_processes
+from test_warm import UnixHTTP, descendants
 
 POLICIES = REPO / "tests" / "policies"
 WEAK = str(POLICIES / "weak-noseccomp.json")
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path, timeout=120):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
 
 
 class Server:
@@ -84,20 +73,6 @@ class Server:
 
 def audit(iso, *args, timeout=120):
     return subprocess.run([PYCELL, "audit", *args], capture_output=True, text=True, timeout=timeout, env=iso.env)
-
-
-def descendants(pid):
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    kids = {}
-    for line in out.splitlines():
-        p, pp = map(int, line.split())
-        kids.setdefault(pp, []).append(p)
-    seen, todo = set(), [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            seen.add(k)
-            todo.append(k)
-    return seen
 
 
 def children(pid):
