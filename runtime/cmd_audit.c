@@ -195,8 +195,15 @@ static int audit_warm(struct pc_audit *a, struct source *src, char *policy, char
 	}
 	doc = pc_json_parse(body, strlen(body), &why);
 	if (http != 200 || !doc || pc_audit_from_document(doc, a) <= 0) {
-		fprintf(stderr, "pycell audit: the server on '%s' could not run the audit (HTTP %d): %s", src->server,
-			http, body);
+		json_object *e = NULL;
+		char msg[PC_ERROR_MSG + 64];
+
+		if (doc && json_object_object_get_ex(doc, "error", &e) && json_object_is_type(e, json_type_object))
+			doc_string(e, "message", msg, sizeof(msg));
+		else
+			snprintf(msg, sizeof(msg), "%s", body);
+		fprintf(stderr, "pycell audit: the server on '%s' could not run the audit (HTTP %d): %s\n", src->server,
+			http, msg);
 		return PC_EXIT_RUNTIME;
 	}
 	src->policy = doc_string(doc, "policy", policy, len);

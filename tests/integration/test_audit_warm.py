@@ -261,3 +261,28 @@ def test_the_route_wants_post_without_a_body(default):
     status, data = default.request("POST", "/v1/audit", "")
     doc = json.loads(data)
     assert status == 200 and doc["mode"] == "warm" and doc["ok"] is True
+
+
+def test_a_job_the_server_cannot_run_is_a_runtime_error_with_its_reason(iso, tmp_path):
+    # A 1 ms wall clock: the evidence job times out, cold and warm alike.
+    pol = tmp_path / "tiny-wall.json"
+    pol.write_text(json.dumps({"name": "tiny-wall", "extends": str(REPO / "policy" / "default.json"),
+                               "limits": {"wall_ms": {"default": 1, "max": 1}}}))
+    cold = audit(iso, "--policy", str(pol))
+    s = Server(iso, "--policy", str(pol))
+    try:
+        status, data = s.request("POST", "/v1/audit", "")
+        p = audit(iso, "--server", s.sock)
+        ok = s.run("result = 1")  # the pool still answers (ok or TIMEOUT: 1 ms is tight even warm)
+    finally:
+        s.stop()
+    assert cold.returncode == 125 and "the evidence job failed" in cold.stderr and "TIMEOUT" in cold.stderr
+    assert status == 500
+    err = json.loads(data)["error"]
+    assert err["code"] == "AUDIT_FAILED" and err["message"].startswith("the evidence job failed: ")
+    assert p.returncode == 125 and p.stdout == ""
+    assert f"the server on '{s.sock}' could not run the audit (HTTP 500): the evidence job failed: " in p.stderr
+    assert "TIMEOUT" in p.stderr
+    assert ok[0] == 200 and (ok[1]["status"], (ok[1]["error"] or {}).get("code")) in (("ok", None),
+                                                                                     ("error", "TIMEOUT"))
+    assert not iso.job_groups()
