@@ -13,7 +13,8 @@ ASANDIR := $(BUILD)/asan
 
 CC      ?= cc
 PKGS    := libseccomp libcap libmnl json-c
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# libmicrohttpd: the header only; `pycell serve` dlopens it (runtime/serve_http.c says why)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libmicrohttpd 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

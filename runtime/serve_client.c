@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -41,13 +42,28 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-static char *read_all(int fd, size_t *len)
+/* The answer's end (head + Content-Length), once its head is in buf; -1
+ * before that or without a Content-Length (then the close ends it). */
+static long long answer_end(const char *buf, size_t n)
+{
+	const char *end = memmem(buf, n, "\r\n\r\n", 4), *cl;
+
+	if (!end)
+		return -1;
+	cl = memmem(buf, (size_t)(end - buf), "\r\nContent-Length:", 17);
+	return cl ? (long long)(end + 4 - buf) + strtoll(cl + 17, NULL, 10) : -1;
+}
+
+/* Reads the answer up to its Content-Length, without waiting for the
+ * server to close (it is on the latency path), or else to end-of-file. */
+static char *read_answer(int fd, size_t *len)
 {
 	size_t cap = 1 << 16, n = 0;
 	char *buf = malloc(cap + 1), *nb;
+	long long want = -1;
 	ssize_t r;
 
-	while (buf) {
+	while (buf && (want < 0 || n < (size_t)want)) {
 		if (n == cap) {
 			if (cap >= CLIENT_MAX_RESPONSE || !(nb = realloc(buf, cap * 2 + 1))) {
 				free(buf);
@@ -61,10 +77,28 @@ static char *read_all(int fd, size_t *len)
 		if (r <= 0)
 			break;
 		n += (size_t)r;
+		if (want < 0)
+			want = answer_end(buf, n);
 	}
 	if (buf)
 		buf[n] = '\0', *len = n;
 	return buf;
+}
+
+/* Head and body in one system call where the socket takes them. */
+static int send_request(int fd, const char *head, const char *body, size_t len)
+{
+	struct iovec v[2] = { { (void *)head, strlen(head) }, { (void *)body, len } };
+	ssize_t n = writev(fd, v, 2);
+
+	if (n < 0 && errno != EINTR)
+		return -1;
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < v[0].iov_len)
+		return write_all(fd, head + n, v[0].iov_len - (size_t)n) < 0 ? -1 : write_all(fd, body, len);
+	n -= (ssize_t)v[0].iov_len;
+	return write_all(fd, body + n, len - (size_t)n);
 }
 
 static int exit_for(int http, const char *body)
@@ -95,9 +129,8 @@ int pc_serve_request(const char *sock, const char *target, const char *body, siz
 		 "POST %s HTTP/1.1\r\nHost: pycell\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 		 "Connection: close\r\n\r\n",
 		 target, len);
-	if (write_all(fd, head, strlen(head)) < 0 || (len && write_all(fd, body, len) < 0) ||
-	    !(*resp = read_all(fd, &rlen)) || sscanf(*resp, "HTTP/1.%*c %d", http) != 1 ||
-	    !(*resp_body = strstr(*resp, "\r\n\r\n"))) {
+	if (send_request(fd, head, body, len) < 0 || !(*resp = read_answer(fd, &rlen)) ||
+	    sscanf(*resp, "HTTP/1.%*c %d", http) != 1 || !(*resp_body = strstr(*resp, "\r\n\r\n"))) {
 		free(*resp);
 		*resp = NULL;
 		return -EBADMSG;

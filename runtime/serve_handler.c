@@ -1,0 +1,125 @@
+/* The handler `pycell serve` forks for each job (serve.c): it runs one job
+ * through its zygote with the cold pipeline (pc_run_job with r.zygote set)
+ * and writes the answer on its result pipe as one struct outcome and the
+ * document, then closes the pipe: the server answers from that while the
+ * handler removes the job's cgroup. It never touches the client's socket.
+ * Exits 0, or HANDLER_ZYGOTE_BROKEN when the zygote misbehaved. */
+#define _GNU_SOURCE
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "auditlog.h"
+#include "job.h"
+#include "result.h"
+#include "run.h"
+#include "serve.h"
+#include "serve_internal.h"
+#include "util.h"
+
+/* The outcome, the body and a newline, in one writev where it fits the pipe. */
+static void send_answer(int wfd, struct outcome *o, const char *body)
+{
+	size_t len = strlen(body);
+	struct iovec v[3] = { { o, sizeof(*o) }, { (void *)body, len }, { "\n", 1 } };
+	size_t left = sizeof(*o) + len + 1;
+	ssize_t n;
+	int i = 0;
+
+	o->magic = OUTCOME_MAGIC;
+	o->len = (uint32_t)(len + 1);
+	while (left) {
+		n = writev(wfd, v + i, 3 - i);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* the server is gone */
+		left -= (size_t)n;
+		for (; i < 3 && (size_t)n >= v[i].iov_len; i++)
+			n -= (ssize_t)v[i].iov_len;
+		if (i < 3)
+			v[i].iov_base = (char *)v[i].iov_base + n, v[i].iov_len -= (size_t)n;
+	}
+}
+
+/* Audit first (it reads the document), then answer; consumes res. */
+static void answer_job(struct server *s, int wfd, int status, json_object *res, const struct pc_job *job)
+{
+	struct outcome o = { .http = (uint16_t)(res ? status : 500), .job = 1 };
+	struct pc_error aerr = { 0 };
+	json_object *st = NULL, *e = NULL, *c = NULL;
+
+	if (res && pc_audit_append(&s->c.policy, res, job->code, job->code_len, &aerr) < 0)
+		fprintf(stderr, "pycell serve: warning: audit log: %s\n", aerr.msg);
+	o.ok = res && json_object_object_get_ex(res, "status", &st) && json_object_is_type(st, json_type_string) &&
+	       strcmp(json_object_get_string(st), "ok") == 0;
+	if (res && json_object_object_get_ex(res, "error", &e) && e)
+		json_object_object_get_ex(e, "code", &c);
+	snprintf(o.code, sizeof(o.code), "%s",
+		 o.ok						 ? ""
+		 : c && json_object_is_type(c, json_type_string) ? json_object_get_string(c)
+								 : "INTERNAL_ERROR");
+	send_answer(wfd, &o,
+		    res ? json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+			: "{\"error\": {\"code\": \"HTTP_500\", \"message\": \"cannot build the result\"}}");
+	json_object_put(res);
+	close(wfd); /* the server answers now */
+}
+
+static void run_job(struct server *s, struct pc_zygote *z, int wfd, const char *buf, size_t len)
+{
+	struct pc_job job = { 0 };
+	struct pc_job_error je = { 0 };
+	struct pc_trace pre[1];
+	long long t0 = now_ns();
+	int exit_status;
+
+	if (pc_job_parse(buf, len, &s->c.policy, &job, &je) < 0) {
+		struct pc_refusal rf = { .id = job.id,
+					 .code = je.code,
+					 .reason = je.reason,
+					 .code_text = job.code,
+					 .code_len = job.code_len,
+					 .policy = &s->c.policy,
+					 .trace = pre,
+					 .n_trace = 1 };
+		pre[0] = (struct pc_trace){ "validate", false, (double)(now_ns() - t0) / 1e6 };
+		answer_job(s, wfd, 400, pc_result_refused(&rf), &job);
+	} else {
+		struct pc_run r = { .job = &job,
+				    .policy = &s->c.policy,
+				    .paths = &s->c.paths,
+				    .rootfs = s->c.rootfs,
+				    .zygote = z,
+				    .defer_release = true };
+		json_object *res;
+
+		r.trace[r.n_trace++] = (struct pc_trace){ "validate", true, (double)(now_ns() - t0) / 1e6 };
+		if (pc_run_job(&r) < 0)
+			r.setup_failed = true;
+		res = pc_result_build(&r, &exit_status);
+		answer_job(s, wfd, exit_status == PC_EXIT_RUNTIME ? 500 : 200, res, &job);
+		/* The job's cgroup goes after the caller has its answer. */
+		pc_resources_release(&r.rc);
+		pc_run_free(&r);
+	}
+	pc_job_free(&job);
+}
+
+void pc_handler_main(struct server *s, struct pc_zygote *z, const struct conn *c, int wfd)
+{
+	if (c->route == R_AUDIT) {
+		struct outcome o = { 0 };
+		int http = 500;
+		_cleanup_free_ char *doc = pc_serve_audit(&s->c, z, c->method, c->len, &http);
+
+		o.http = (uint16_t)(doc ? http : 500);
+		send_answer(wfd, &o, doc ? doc : "{\"error\": {\"code\": \"HTTP_500\"}}");
+		close(wfd);
+	} else {
+		run_job(s, z, wfd, c->body, c->len);
+	}
+	_exit(z->broken ? HANDLER_ZYGOTE_BROKEN : 0);
+}
