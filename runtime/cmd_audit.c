@@ -175,7 +175,7 @@ static const char *doc_string(json_object *doc, const char *key, char *buf, size
 }
 
 /* Warm: the server on src->server runs the jobs (POST /v1/audit). */
-static int audit_warm(struct pc_audit *a, struct source *src, char *policy, char *rootfs, size_t len)
+static int audit_warm(struct pc_audit *a, struct source *src, char *policy, char *rootfs, size_t len /* each */)
 {
 	_cleanup_free_ char *resp = NULL;
 	_cleanup_json_ json_object *doc = NULL;
@@ -217,7 +217,7 @@ int pc_cmd_audit(int argc, char **argv)
 	struct pc_audit a = { 0 }, b = { 0 };
 	struct source src = { 0 };
 	const char *baseline = NULL;
-	char policy[256], rootfs[PATH_MAX];
+	char policy[256], rootfs[256]; /* the document's names */
 	enum fmt f = FMT_TEXT;
 	int opt, status;
 
