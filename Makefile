@@ -49,9 +49,17 @@ $(OBJ)/%.o: runtime/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# pycell links libseccomp, libcap and json-c statically (Debian ships their
+# .a): ld.so maps and relocates two objects (libc, libmnl) instead of five at
+# every `pycell run` and `pycell run --server`: ~0.2 ms per exec
+# (docs/benchmarks.md). libmnl ships no .a and stays shared, like libc.
+# The ASan build and the unit tests link everything shared.
+STATIC_PKGS := libseccomp libcap json-c
+PYCELL_LIBS := -Wl,-Bstatic $(shell pkg-config --libs --static $(STATIC_PKGS) 2>/dev/null) -Wl,-Bdynamic \
+	$(filter-out $(shell pkg-config --libs $(STATIC_PKGS) 2>/dev/null),$(PKG_LIBS))
 $(BIN)/pycell: $(OBJ)/main.o $(RT_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $^ -o $@ $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) $^ -o $@ $(LDFLAGS_ALL) $(PYCELL_LIBS)
 
 # pycell-init runs inside the rootfs, so it never carries sanitizer runtimes.
 # It embeds the host's python3-dev release, which must be the rootfs's too
@@ -62,12 +70,16 @@ $(BIN)/pycell: $(OBJ)/main.o $(RT_OBJ)
 # /usr/bin/python3. PYCELL_INIT_LINK=shared: PIE, loads the rootfs's libpython3.X.so.1.0;
 # measured ~15% slower start-up and 15-30% slower pure-Python code (README).
 # Switching needs `make -B build/bin/pycell-init PYCELL_INIT_LINK=...`.
+# zlib and expat are linked in too (their .a): two fewer libraries for ld.so
+# to search for in the rootfs, which has no ld.so.cache, each probe through
+# seccomp and Landlock: ~0.1 ms per job. libm.a cannot join a shared libc.
 PY_EMBED_VERSION := $(shell pkg-config --modversion python3-embed 2>/dev/null)
 PYCELL_INIT_LINK ?= static
 ifeq ($(PYCELL_INIT_LINK),static)
 INIT_PY_CFLAGS = $(shell pkg-config --cflags python3-embed) -fno-PIE
 INIT_PY_LDFLAGS = -no-pie -Wl,-z,relro,-z,now -Wl,-E $(LDFLAGS) \
-	$(shell pkg-config --variable=libdir python3-embed)/libpython$(PY_EMBED_VERSION).a -lm -lz -lexpat
+	$(shell pkg-config --variable=libdir python3-embed)/libpython$(PY_EMBED_VERSION).a -lm \
+	-Wl,-Bstatic -lz -lexpat -Wl,-Bdynamic
 else
 INIT_PY_CFLAGS = $(shell pkg-config --cflags python3-embed)
 INIT_PY_LDFLAGS = $(LDFLAGS_ALL) $(shell pkg-config --libs python3-embed)

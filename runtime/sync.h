@@ -12,6 +12,7 @@ enum pc_sync_type {
 	PC_SYNC_EXEC_OK = 3,	/* init -> parent: the job process is running */
 	PC_SYNC_EXIT = 4,	/* init -> parent: job ended, raw wait status */
 	PC_SYNC_SECCOMP_FD = 5, /* child -> parent: SCM_RIGHTS seccomp listener */
+	PC_SYNC_ATTACHED = 6,	/* parent -> child: in the job's cgroups */
 };
 
 struct pc_sync_msg {
