@@ -159,6 +159,27 @@ int cg_rmdir(int parentfd, const char *name)
 	return -EBUSY;
 }
 
+int cg_remove_tree(int parentfd, const char *name)
+{
+	_cleanup_close_ int fd = cg_open_dir(parentfd, name);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* cgroup.kill takes every descendant too; v1 has none of these. */
+	if (cg_write(fd, "cgroup.kill", NULL, "1") < 0)
+		cg_kill_procs(fd);
+	if ((d = fdopendir(dup(fd)))) {
+		while ((de = readdir(d))) {
+			if (de->d_type == DT_DIR && de->d_name[0] != '.')
+				(void)cg_remove_tree(fd, de->d_name);
+		}
+		closedir(d);
+	}
+	return cg_rmdir(parentfd, name);
+}
+
 /* --------------------------------------------------------------- detection */
 
 static const char *env_or(const char *name, const char *def)
@@ -208,14 +229,16 @@ static void none_applied(struct pc_cgroup *cg)
 	snprintf(cg->unapplied, sizeof(cg->unapplied), "memory,pids,cpu");
 }
 
-int pc_cgroup_prepare(struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT], struct pc_error *err)
+/* The common start of a group: env, detection, a fresh name under the
+ * parent. *out is NULL when no usable hierarchy exists (version 0). */
+static int backend_new(struct pc_cgroup *cg, const char *prefix, struct cg_backend **out, struct pc_error *err)
 {
 	struct cg_backend *b;
 	unsigned int rnd = 0;
-	int r;
 
 	memset(cg, 0, sizeof(*cg));
 	cg->clone_fd = -1;
+	*out = NULL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return pc_error_set(err, ENOMEM, "cgroup state");
@@ -239,16 +262,21 @@ int pc_cgroup_prepare(struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT]
 	}
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (unsigned int)now_ns();
-	snprintf(cg->name, sizeof(cg->name), "job-%d-%08x", (int)getpid(), rnd);
-	r = b->version == 2 ? cg_v2_prepare(b, cg->name, limits, err) : cg_v1_prepare(b, cg->name, limits, err);
+	snprintf(cg->name, sizeof(cg->name), "%s-%d-%08x", prefix, (int)getpid(), rnd);
+	*out = b;
+	return 0;
+}
+
+/* The common end: r is the backend's result. */
+static int backend_done(struct pc_cgroup *cg, struct cg_backend *b, int r, struct pc_error *err)
+{
 	cg->backend = b;
 	cg->version = b->version;
 	if (r < 0) {
 		bool denied = -r == EACCES || -r == EPERM || -r == EROFS;
-		int version = b->version;
 		char where[PATH_MAX + 100];
 
-		snprintf(where, sizeof(where), "cgroup v%d '%s/%s'", version, b->parent, cg->name);
+		snprintf(where, sizeof(where), "cgroup v%d '%s/%s'", b->version, b->parent, cg->name);
 		pc_cgroup_destroy(cg);
 		if (denied && geteuid() != 0) {
 			/* Rootless without a delegated subtree: run, but say so. */
@@ -262,12 +290,83 @@ int pc_cgroup_prepare(struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT]
 	return 0;
 }
 
+int pc_cgroup_prepare(struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT], struct pc_error *err)
+{
+	struct cg_backend *b;
+	int r = backend_new(cg, "job", &b, err);
+
+	if (r < 0 || !b)
+		return r;
+	r = b->version == 2 ? cg_v2_prepare(b, cg->name, limits, err) : cg_v1_prepare(b, cg->name, limits, err);
+	return backend_done(cg, b, r, err);
+}
+
+int pc_cgroup_tree_prepare(struct pc_cgroup *tree, uid_t owner, struct pc_error *err)
+{
+	struct cg_backend *b;
+	int r = backend_new(tree, "zygote", &b, err);
+
+	if (r < 0 || !b)
+		return r;
+	if (b->version != 2) {
+		/* v1: each job's handler makes the job's groups and attaches. */
+		tree->version = b->version;
+		tree->name[0] = '\0';
+		free(b);
+		return 0;
+	}
+	b->owner = owner;
+	return backend_done(tree, b, cg_v2_tree_prepare(b, tree->name, err), err);
+}
+
+int pc_cgroup_prepare_adopt(struct pc_cgroup *cg, const struct pc_cgroup *tree, const long long limits[PC_LIM_COUNT],
+			    struct pc_error *err)
+{
+	const struct cg_backend *t = tree->backend;
+	struct cg_backend *b;
+
+	memset(cg, 0, sizeof(*cg));
+	cg->clone_fd = -1;
+	if (!t || !(b = calloc(1, sizeof(*b))))
+		return pc_error_set(err, t ? ENOMEM : EINVAL, "cgroup state");
+	for (int i = 0; i < CG_V1_NCTL; i++)
+		b->dir[i] = -1;
+	b->version = 2;
+	b->adopt = true;
+	memcpy(b->limits, limits, sizeof(b->limits));
+	snprintf(b->root, sizeof(b->root), "%s", t->root);
+	snprintf(b->parent, sizeof(b->parent), "%.2048s/%.96s", t->parent, tree->name);
+	cg->backend = b;
+	cg->version = 2;
+	return 0;
+}
+
+int pc_cgroup_tree_settle(struct pc_cgroup *tree, pid_t zygote, struct pc_error *err)
+{
+	return tree->backend ? cg_v2_tree_settle(tree->backend, zygote, err) : 0;
+}
+
+int pc_cgroup_tree_group(const struct pc_cgroup *tree, struct pc_error *err)
+{
+	unsigned int rnd = 0;
+	char name[64];
+
+	if (!tree->backend)
+		return pc_error_set(err, EINVAL, "no cgroup tree");
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (unsigned int)now_ns();
+	snprintf(name, sizeof(name), "job-%d-%08x", (int)getpid(), rnd);
+	return cg_v2_tree_group(tree->backend, name, err);
+}
+
 int pc_cgroup_setup_parent(struct pc_cgroup *cg, pid_t pid, struct pc_error *err)
 {
 	struct cg_backend *b = cg->backend;
 
 	if (!b)
 		return 0;
+	if (b->adopt)
+		return cg_v2_adopt(b, pid, cg->name, sizeof(cg->name), err);
 	return b->version == 2 ? cg_v2_attach(b, pid, err) : cg_v1_attach(b, pid, err);
 }
 
@@ -341,7 +440,7 @@ static bool owner_alive(const char *name)
 	_cleanup_close_ int fd = -1;
 	ssize_t n;
 
-	if (sscanf(name, "job-%d-", &pid) != 1 || pid <= 0)
+	if ((sscanf(name, "job-%d-", &pid) != 1 && sscanf(name, "zygote-%d-", &pid) != 1) || pid <= 0)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -368,16 +467,11 @@ static int gc_dir(const char *parent_path, int *removed)
 	if (!d)
 		return -errno;
 	while ((de = readdir(d))) {
-		_cleanup_close_ int jfd = -1;
-
-		if (de->d_type != DT_DIR || strncmp(de->d_name, "job-", 4) != 0 || owner_alive(de->d_name))
+		if (de->d_type != DT_DIR ||
+		    (strncmp(de->d_name, "job-", 4) != 0 && strncmp(de->d_name, "zygote-", 7) != 0) ||
+		    owner_alive(de->d_name))
 			continue;
-		jfd = cg_open_dir(pfd, de->d_name);
-		if (jfd >= 0) {
-			if (cg_write(jfd, "cgroup.kill", NULL, "1") < 0)
-				cg_kill_procs(jfd);
-		}
-		if (cg_rmdir(pfd, de->d_name) == 0)
+		if (cg_remove_tree(pfd, de->d_name) == 0)
 			(*removed)++;
 		else
 			failed++;

@@ -45,7 +45,23 @@ struct pc_cgroup_stats {
  * Falls back to version 0 (never fails) when no usable hierarchy exists;
  * fails when a hierarchy exists but a limit cannot be written. */
 int pc_cgroup_prepare(struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT], struct pc_error *err);
-/* Parent, after clone and before the child runs (v1: attach the pid). */
+/* Warm mode (cgroup_warm.c; docs/warm.md): on pure v2, a zygote's tree
+ * <parent>/zygote-<pid>-<hex> delegated to its host uid `owner` (clone_fd:
+ * the tree, for the zygote sandbox's clone). On v1 or without cgroups it
+ * stays empty (clone_fd -1, version 1 or 0): handlers do as cold mode. */
+int pc_cgroup_tree_prepare(struct pc_cgroup *tree, uid_t owner, struct pc_error *err);
+/* Once the zygote runs (its cgroup namespace rooted at the tree): moves it
+ * to its leaf and enables the controllers for the job groups. */
+int pc_cgroup_tree_settle(struct pc_cgroup *tree, pid_t zygote, struct pc_error *err);
+/* A fresh job group in the tree, no limits yet, for the zygote's next
+ * leader: returns its directory fd (for SCM_RIGHTS) or -errno. */
+int pc_cgroup_tree_group(const struct pc_cgroup *tree, struct pc_error *err);
+/* A warm job's prepare on a tree: remembers the limits; setup_parent then
+ * adopts the job group the process was cloned into and writes them. */
+int pc_cgroup_prepare_adopt(struct pc_cgroup *cg, const struct pc_cgroup *tree, const long long limits[PC_LIM_COUNT],
+			    struct pc_error *err);
+/* Parent, after clone and before the child runs (v1: attach the pid; a
+ * warm job on a tree: adopt its group and write the limits). */
 int pc_cgroup_setup_parent(struct pc_cgroup *cg, pid_t pid, struct pc_error *err);
 /* Kills every process in the group. */
 void pc_cgroup_kill(struct pc_cgroup *cg);
@@ -56,10 +72,12 @@ int pc_cgroup_stats(struct pc_cgroup *cg, struct pc_cgroup_stats *st, struct pc_
  * v2 ignores it): `pycell audit` shows the limits in force from outside.
  * Returns the length read or -errno. */
 ssize_t pc_cgroup_read_file(struct pc_cgroup *cg, const char *controller, const char *name, char *buf, size_t len);
-/* Removes the group (after the sandbox is reaped). Idempotent. */
+/* Removes the group, a tree with its groups (after the sandbox is reaped).
+ * Idempotent. */
 void pc_cgroup_destroy(struct pc_cgroup *cg);
-/* `pycell gc`: removes job groups under the parent whose pycell process is
- * gone (killing what is left in them first). *removed counts groups. */
+/* `pycell gc`: removes job groups and zygote trees under the parent whose
+ * pycell process is gone (killing what is left in them first). *removed
+ * counts groups. */
 int pc_cgroup_gc(int *removed, struct pc_error *err);
 
 #endif

@@ -17,6 +17,9 @@ struct cg_backend {
 	int dir[CG_V1_NCTL];	 /* job group per controller (v2: dir[0] only) */
 	bool shared[CG_V1_NCTL]; /* v1: same hierarchy as an earlier controller */
 	bool created[CG_V1_NCTL];
+	uid_t owner;			/* v2 zygote tree: the zygote's host uid */
+	bool adopt;			/* v2 warm job: setup_parent adopts the group */
+	long long limits[PC_LIM_COUNT]; /* ... and then writes these */
 };
 
 extern const char *const cg_v1_controllers[CG_V1_NCTL];
@@ -39,6 +42,8 @@ void cg_kill_procs(int dirfd);
 /* rmdir with a short retry: the last exiting task may still be leaving. */
 int cg_rmdir(int parentfd, const char *name);
 int cg_open_dir(int atfd, const char *rel);
+/* Kills what is in parentfd/name, removes its child groups, then it. */
+int cg_remove_tree(int parentfd, const char *name);
 
 int cg_v1_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err);
 int cg_v1_attach(struct cg_backend *b, pid_t pid, struct pc_error *err);
@@ -53,5 +58,14 @@ void cg_v2_kill(struct cg_backend *b);
 int cg_v2_cpu_ns(struct cg_backend *b, long long *ns);
 void cg_v2_stats(struct cg_backend *b, struct pc_cgroup_stats *st);
 void cg_v2_destroy(struct cg_backend *b, const char *name);
+/* Warm mode (cgroup_warm.c). */
+int cg_v2_make(struct cg_backend *b, const char *name, struct pc_error *err);
+int cg_v2_enable_controllers(int rootfd, const char *parent, struct pc_error *err);
+int cg_v2_enable_in(int fd, const char *where, struct pc_error *err);
+int cg_v2_write_limits(int dir, const long long *limits, struct pc_error *err);
+int cg_v2_tree_prepare(struct cg_backend *b, const char *name, struct pc_error *err);
+int cg_v2_tree_settle(struct cg_backend *b, pid_t zygote, struct pc_error *err);
+int cg_v2_tree_group(struct cg_backend *b, const char *name, struct pc_error *err);
+int cg_v2_adopt(struct cg_backend *b, pid_t pid, char *name, size_t name_len, struct pc_error *err);
 
 #endif

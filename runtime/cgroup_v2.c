@@ -18,7 +18,7 @@
  * root down to the parent ("no internal processes": pycell's parent group
  * only holds job groups). Controllers the level does not offer are left for
  * the limit writes to report. */
-static int enable_in(int fd, const char *where, struct pc_error *err)
+int cg_v2_enable_in(int fd, const char *where, struct pc_error *err)
 {
 	static const char *const want[] = { "memory", "pids", "cpu" };
 	char have[512];
@@ -32,12 +32,12 @@ static int enable_in(int fd, const char *where, struct pc_error *err)
 	return 0;
 }
 
-static int enable_controllers(int rootfd, const char *parent, struct pc_error *err)
+int cg_v2_enable_controllers(int rootfd, const char *parent, struct pc_error *err)
 {
 	char path[PATH_MAX];
 	int r;
 
-	if ((r = enable_in(rootfd, "/", err)) < 0)
+	if ((r = cg_v2_enable_in(rootfd, "/", err)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s", parent);
 	for (char *p = path;; p++) {
@@ -49,7 +49,7 @@ static int enable_controllers(int rootfd, const char *parent, struct pc_error *e
 			fd = cg_open_dir(rootfd, path);
 			if (fd < 0)
 				return pc_error_set(err, errno, "open cgroup '%s'", path);
-			if ((r = enable_in(fd, path, err)) < 0)
+			if ((r = cg_v2_enable_in(fd, path, err)) < 0)
 				return r;
 			if (c == '\0')
 				return 0;
@@ -58,7 +58,7 @@ static int enable_controllers(int rootfd, const char *parent, struct pc_error *e
 	}
 }
 
-static int write_limits(int dir, const long long *limits, struct pc_error *err)
+int cg_v2_write_limits(int dir, const long long *limits, struct pc_error *err)
 {
 	int r;
 
@@ -75,7 +75,8 @@ static int write_limits(int dir, const long long *limits, struct pc_error *err)
 			CPU_PERIOD_US);
 }
 
-int cg_v2_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err)
+/* parent/name, with the parent's levels made and their controllers on. */
+int cg_v2_make(struct cg_backend *b, const char *name, struct pc_error *err)
 {
 	_cleanup_close_ int rootfd = cg_open_dir(AT_FDCWD, b->root), pfd = -1;
 	int r;
@@ -84,7 +85,7 @@ int cg_v2_prepare(struct cg_backend *b, const char *name, const long long *limit
 		return pc_error_set(err, errno, "open cgroup2 root '%s'", b->root);
 	if ((r = cg_mkdir_parents(rootfd, b->parent, err)) < 0)
 		return r;
-	if ((r = enable_controllers(rootfd, b->parent, err)) < 0)
+	if ((r = cg_v2_enable_controllers(rootfd, b->parent, err)) < 0)
 		return r;
 	pfd = cg_open_dir(rootfd, b->parent);
 	if (pfd < 0)
@@ -95,7 +96,14 @@ int cg_v2_prepare(struct cg_backend *b, const char *name, const long long *limit
 	b->dir[0] = cg_open_dir(pfd, name);
 	if (b->dir[0] < 0)
 		return pc_error_set(err, errno, "open cgroup '%s/%s'", b->parent, name);
-	return write_limits(b->dir[0], limits, err);
+	return 0;
+}
+
+int cg_v2_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err)
+{
+	int r = cg_v2_make(b, name, err);
+
+	return r < 0 ? r : cg_v2_write_limits(b->dir[0], limits, err);
 }
 
 int cg_v2_attach(struct cg_backend *b, pid_t pid, struct pc_error *err)
@@ -147,7 +155,8 @@ void cg_v2_destroy(struct cg_backend *b, const char *name)
 	cg_v2_kill(b);
 	rootfd = cg_open_dir(AT_FDCWD, b->root);
 	pfd = rootfd >= 0 ? cg_open_dir(rootfd, b->parent) : -1;
+	/* A zygote's tree holds its leaf and job groups. */
 	if (pfd >= 0)
-		(void)cg_rmdir(pfd, name);
+		(void)cg_remove_tree(pfd, name);
 	b->created[0] = false;
 }

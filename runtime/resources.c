@@ -98,7 +98,10 @@ int pc_resources_prepare(struct pc_resources *rc, const long long limits[PC_LIM_
 		cfg->host_uid = rc->lease.uid;
 		cfg->host_gid = (gid_t)rc->lease.uid;
 	}
-	if ((r = pc_cgroup_prepare(&rc->cg, limits, err)) < 0)
+	/* Warm on v2 the job's group was made ahead, with its spare. */
+	r = rc->cg_tree ? pc_cgroup_prepare_adopt(&rc->cg, rc->cg_tree, limits, err)
+			: pc_cgroup_prepare(&rc->cg, limits, err);
+	if (r < 0)
 		return r;
 	rc->cg_ready = true;
 	if (require_cgroups && rc->cg.unapplied[0])

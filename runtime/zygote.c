@@ -13,11 +13,20 @@
  * job process (pid 2 of the leader's namespaces) answers on the job's own
  * sync socket with its pidfd
  * (PC_WARM_HELLO), which gives the supervisor its host pid for the
- * cgroup v1 attach before anything of the job runs, and a pidfd that
+ * cgroup v1 attach (v2: for adopting the job group it was cloned into)
+ * before anything of the job runs, and a pidfd that
  * pc_pump() polls and pc_sandbox_kill() signals exactly as for cold mode:
  * it is the job process's own (pid 2), so the job ends when that process
  * does, and the leader takes the rest down; the namespaces' teardown is
- * off the job's critical path. */
+ * off the job's critical path.
+ *
+ * On pure cgroup v2 (cgroup_warm.c) the zygote sandbox lives in a tree of
+ * its own, delegated to its uid, and every leader is clone3()d with
+ * CLONE_INTO_CGROUP into a job group made ahead: with PC_WARM_SECCOMP the
+ * zygote gets its first spare's group, with each PC_WARM_JOB the next
+ * spare's (PC_WARM_FD_CGROUP). The job process's handler learns from the
+ * kernel which group that is (/proc/PID/cgroup), writes the job's limits
+ * there before sync 1, and removes the group after the job. */
 #define _GNU_SOURCE
 #include "zygote.h"
 
@@ -68,6 +77,7 @@ int pc_zygote_caps_child(struct pc_error *err)
 void pc_zygote_init(struct pc_zygote *z)
 {
 	*z = (struct pc_zygote){ 0 };
+	z->cg.clone_fd = -1;
 	pc_sandbox_init(&z->sb);
 	pc_lease_init(&z->lease);
 }
@@ -92,7 +102,7 @@ static int memfd_of(const char *name, const void *data, size_t len, struct pc_er
 static int send_with_fds(int sock, const struct pc_warm_req *q, const int *fds, int n)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_NFDS)];
+		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_MAX_FDS)];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = { .iov_base = (void *)q, .iov_len = sizeof(*q) };
@@ -114,13 +124,14 @@ static int send_with_fds(int sock, const struct pc_warm_req *q, const int *fds, 
 	return s == (ssize_t)sizeof(*q) ? 0 : -(s < 0 ? errno : EPIPE);
 }
 
-/* The policy's seccomp filter, built here as for a cold job, handed over once. */
+/* The policy's seccomp filter, built here as for a cold job, handed over
+ * once; on cgroup v2 with the group of the zygote's first spare. */
 static int send_policy_filter(struct pc_zygote *z, const struct pc_policy *pol, struct pc_error *err)
 {
 	struct pc_warm_req q = { .type = PC_WARM_SECCOMP };
 	struct pc_seccomp sc = { 0 };
-	_cleanup_close_ int fd = -1;
-	int r = 0;
+	_cleanup_close_ int fd = -1, cg = -1;
+	int r = 0, n = 1;
 
 	/* Always sent, empty when there is no filter: the zygote makes no job
 	 * process before it has this record. */
@@ -130,13 +141,14 @@ static int send_policy_filter(struct pc_zygote *z, const struct pc_policy *pol, 
 		z->seccomp_insns = sc.prog.len;
 		z->seccomp_cached = sc.cached;
 	}
-	fd = memfd_of("pycell-seccomp", sc.enabled ? (const void *)sc.prog.filter : "",
-		      sc.enabled ? sc.prog.len * sizeof(*sc.prog.filter) : 0, err);
-	if (fd >= 0 && (r = send_with_fds(z->sb.sync_fd, &q, &fd, 1)) < 0)
+	r = fd = memfd_of("pycell-seccomp", sc.enabled ? (const void *)sc.prog.filter : "",
+			  sc.enabled ? sc.prog.len * sizeof(*sc.prog.filter) : 0, err);
+	if (r >= 0 && z->cg.clone_fd >= 0)
+		r = cg = pc_cgroup_tree_group(&z->cg, err), n = 2;
+	if (r >= 0 && (r = send_with_fds(z->sb.sync_fd, &q, (int[]){ fd, cg }, n)) < 0)
 		pc_error_set(err, -r, "hand the seccomp filter to the zygote");
-	r = fd < 0 ? fd : r;
 	pc_seccomp_free(&sc);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 /* A zygote that died starting up: its last words (a Python traceback from
@@ -194,6 +206,9 @@ int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const stru
 			goto out;
 		cfg.host_uid = z->lease.uid, cfg.host_gid = (gid_t)z->lease.uid;
 	}
+	if ((r = pc_cgroup_tree_prepare(&z->cg, cfg.host_uid, err)) < 0)
+		goto out;
+	cfg.cgroup = z->cg.clone_fd >= 0 ? &z->cg : NULL;
 	cfg.stdin_fd = in_fd, cfg.bootstrap_fd = boot_fd, cfg.exec_filter_fd = filter_fd;
 	cfg.argv = argv;
 	cfg.envp = pc_run_job_env();
@@ -210,6 +225,8 @@ int pc_zygote_start(struct pc_zygote *z, const struct pc_policy *pol, const stru
 	cleanup_closep(&z->sb.out_fd), z->sb.out_fd = -1;
 	cleanup_closep(&z->sb.err_fd), z->sb.err_fd = -1;
 	cleanup_closep(&z->sb.result_fd), z->sb.result_fd = -1;
+	if ((r = pc_cgroup_tree_settle(&z->cg, z->sb.pid, err)) < 0)
+		goto out;
 	r = send_policy_filter(z, pol, err);
 out:
 	pc_image_close(&img);
@@ -325,12 +342,12 @@ static int leader_ready(struct pc_zygote *z, struct pc_sandbox *sb, struct pc_er
 int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg, struct pc_sandbox *sb,
 			struct pc_error *err)
 {
-	_cleanup_close_ int child_sync = -1, out_w = -1, err_w = -1, res_w = -1, files = -1;
+	_cleanup_close_ int child_sync = -1, out_w = -1, err_w = -1, res_w = -1, files = -1, cg_next = -1;
 	struct pc_warm_req q = { .type = PC_WARM_JOB,
 				 .tmpfs_bytes = cfg->mounts.tmpfs_bytes,
 				 .tmpfs_inodes = cfg->mounts.tmpfs_inodes };
 	struct timeval tv = { .tv_sec = LEADER_TIMEOUT_S };
-	int fds[PC_WARM_NFDS], r;
+	int fds[PC_WARM_MAX_FDS], nfds = PC_WARM_NFDS, r;
 	size_t i;
 
 	if (z->sb.sync_fd < 0)
@@ -352,7 +369,14 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 	fds[PC_WARM_FD_STDIN] = cfg->stdin_fd, fds[PC_WARM_FD_STDOUT] = out_w, fds[PC_WARM_FD_STDERR] = err_w;
 	fds[PC_WARM_FD_BOOTSTRAP] = cfg->bootstrap_fd, fds[PC_WARM_FD_RESULT] = res_w;
 	fds[PC_WARM_FD_SYNC] = child_sync, fds[PC_WARM_FD_FILES] = files;
-	if ((r = send_with_fds(z->sb.sync_fd, &q, fds, PC_WARM_NFDS)) < 0) {
+	/* cgroup v2: the group of the spare the zygote makes after this job
+	 * (left to the tree's removal when nobody adopts it). */
+	if (z->cg.clone_fd >= 0) {
+		if ((cg_next = pc_cgroup_tree_group(&z->cg, err)) < 0)
+			return cg_next;
+		fds[nfds++] = cg_next;
+	}
+	if ((r = send_with_fds(z->sb.sync_fd, &q, fds, nfds)) < 0) {
 		z->broken = true;
 		return pc_error_set(err, -r, "hand the job to the zygote");
 	}
@@ -398,5 +422,7 @@ void pc_zygote_stop(struct pc_zygote *z)
 {
 	pc_zygote_retire(z);
 	pc_sandbox_destroy(&z->sb);
+	/* Its tree, spare groups and all; then its uid owns no process. */
+	pc_cgroup_destroy(&z->cg);
 	pc_lease_release(&z->lease);
 }

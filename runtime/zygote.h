@@ -14,6 +14,7 @@
 struct pc_zygote {
 	struct pc_sandbox sb; /* sb.sync_fd is the control socket */
 	struct pc_lease lease;
+	struct pc_cgroup cg; /* cgroup v2: its tree (cgroup_warm.c), else clone_fd -1 */
 	unsigned seccomp_insns;
 	bool seccomp_cached; /* its filter came from the BPF cache (once, at start) */
 	int jobs;	     /* jobs dispatched to it */

@@ -26,15 +26,39 @@
  *   job     pid 2: chdir to the fresh workdir, writes the job's files,
  *           sets its rlimits, moves the job's fds to 0..5 (sync.h) and
  *           closes the rest, sends its own pidfd (the supervisor attaches it to the
- *           job's cgroup and watches it as the job's life), waits for GO,
- *           drops every capability (bounding, ambient, securebits locked),
+ *           job's cgroup, v1, or adopts the group it was born in, v2, and
+ *           watches it as the job's life), waits for GO, roots a cgroup
+ *           namespace at its group, drops every capability (bounding,
+ *           ambient, securebits locked),
  *           no_new_privs, gets a fresh audit-hook word, loads the policy
  *           seccomp filter (listener to the supervisor) and returns into
  *           Python, which runs the shim's main() on fds 3 and 4.
  *
+ * cgroups. v1: the supervisor makes the job's groups and attaches the job
+ * process by pid at sync W. Pure v2 (runtime/cgroup_warm.c has the layout
+ * and the kernel's permission rules): the zygote runs in the leaf of a tree
+ * of its own, <parent>/zygote-<pid>-<hex>/zygote, whose cgroup.procs its
+ * host uid owns, and its cgroup namespace is rooted at the tree (nsdelegate
+ * wants source and destination of a clone under it). Every leader, spare
+ * or not, is clone3()d with CLONE_INTO_CGROUP into a job group of that
+ * tree that the supervisor made ahead (sibling of the leaf, only its
+ * cgroup.procs the zygote uid's, the limits root's) and handed over by
+ * SCM_RIGHTS: the first with PC_WARM_SECCOMP, each next one with the job
+ * before it (PC_WARM_FD_CGROUP), since a spare exists before its job does.
+ * The leader and job process are born there; the supervisor finds the
+ * group from /proc/PID/cgroup at sync W and writes the job's limits before
+ * sync 1. The new cgroup namespace of a clone3(CLONE_NEWCGROUP |
+ * CLONE_INTO_CGROUP) is rooted at the *parent's* group (copy_namespaces()
+ * runs before the child changes group), so the job process roots its own
+ * with unshare(CLONE_NEWCGROUP) after sync 1, while it still holds
+ * CAP_SYS_ADMIN: it sees "0::/". No cgroupfs is mounted in the zygote or a
+ * job; the group descriptor never reaches a job process (closed at the
+ * clone, and close_range in leader_fds()).
+ *
  * Sync points (sandbox.c numbering; the job's own sync socket):
  *   sync W  job -> supervisor     PC_WARM_HELLO + its pidfd
- *   sync 1  supervisor -> job     PC_SYNC_GO: the cgroup is attached
+ *   sync 1  supervisor -> job     PC_SYNC_GO: the cgroup is attached (v1),
+ *                                 or adopted with its limits written (v2)
  *   sync 2  leader/job -> super.  PC_SYNC_ERROR
  *   sync 5  job -> supervisor     PC_SYNC_SECCOMP_FD
  *   sync 3  leader -> supervisor  PC_SYNC_EXEC_OK (also the zygote's "ready")
@@ -445,14 +469,45 @@ static void __attribute__((noreturn)) leader_supervise(pid_t job, int status_r, 
 
 static int recv_req(int sock, struct pc_warm_req *q, int *fds, int *nfds);
 
+/* cgroup v2: the job group the next leader is cloned into, -1: none.
+ * groups: the supervisor sends them (it does on pure v2 only). */
+static int next_group = -1;
+static bool groups;
+
+/* CLONE_INTO_CGROUP: the leader is born in its job's group, so neither it
+ * nor its job process runs anywhere else, and nothing is moved later (no
+ * cgroup threadgroup lock on the job's path). A group is one leader's. */
+static void clone_into_group(struct clone_args *a)
+{
+	if (next_group >= 0) {
+		a->flags |= CLONE_INTO_CGROUP;
+		a->cgroup = (uint64_t)next_group;
+	}
+}
+
+static void group_used(void)
+{
+	if (next_group >= 0)
+		close(next_group);
+	next_group = -1;
+}
+
+static void group_keep(int fd)
+{
+	group_used();
+	next_group = fd;
+}
+
 /* Returns 1 in the job process, 0 in the zygote. */
 static int spawn_leader(const struct pc_warm_req *q, int *fds)
 {
 	struct clone_args a = { .flags = NS_FLAGS, .exit_signal = SIGCHLD };
 	pid_t pid;
 
+	clone_into_group(&a);
 	PyOS_BeforeFork();
 	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	group_used();
 	if (pid == 0) {
 		leader_main(q, fds, false);
 		PyOS_AfterFork_Child();
@@ -480,7 +535,7 @@ static void load_policy_filter(int fd)
 static int recv_req(int sock, struct pc_warm_req *q, int *fds, int *nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_NFDS)];
+		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_MAX_FDS)];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = { .iov_base = q, .iov_len = sizeof(*q) };
@@ -497,7 +552,7 @@ static int recv_req(int sock, struct pc_warm_req *q, int *fds, int *nfds)
 			for (int i = 0; i < k; i++) {
 				int fd;
 				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-				if (*nfds < PC_WARM_NFDS)
+				if (*nfds < PC_WARM_MAX_FDS)
 					fds[(*nfds)++] = fd;
 				else
 					close(fd);
@@ -555,7 +610,7 @@ static bool forward_to_spare(const struct pc_warm_req *q, const int *fds)
 static bool spare_job_process(int sp, int jc, int status_w)
 {
 	struct pc_warm_req q;
-	int fds[PC_WARM_NFDS], nfds;
+	int fds[PC_WARM_MAX_FDS], nfds;
 
 	/* EOF: the zygote retired, or replaced us; a failure in
 	 * leader_prepare made the zygote fall back to spawn_leader, which
@@ -629,10 +684,13 @@ static int spawn_spare(void)
 	int sp[2];
 	pid_t pid;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+	/* On v2 a leader without its own group would run in ours. */
+	if ((groups && next_group < 0) || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return 0;
+	clone_into_group(&a);
 	PyOS_BeforeFork();
 	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	group_used();
 	if (pid == 0) {
 		close(sp[0]);
 		close(PC_FD_SYNC); /* the zygote's control socket is not ours */
@@ -663,26 +721,32 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 	 * spare forked without it would run its job without it). */
 	{
 		struct pc_warm_req q;
-		int fds[PC_WARM_NFDS], nfds, r;
+		int fds[PC_WARM_MAX_FDS], nfds, r;
 
 		do
 			r = recv_req(PC_FD_SYNC, &q, fds, &nfds);
 		while (r == -EINTR);
-		if (r <= 0 || q.type != PC_WARM_SECCOMP || nfds != 1)
+		if (r <= 0 || q.type != PC_WARM_SECCOMP || nfds < 1 || nfds > 2)
 			Py_RETURN_FALSE;
 		load_policy_filter(fds[0]);
 		close(fds[0]);
+		if (nfds == 2) /* cgroup v2: the first spare's group */
+			groups = true, group_keep(fds[1]);
 	}
 	if (spawn_spare())
 		Py_RETURN_TRUE;
 	for (;;) {
 		struct pc_warm_req q;
-		int fds[PC_WARM_NFDS], nfds, r = recv_req(PC_FD_SYNC, &q, fds, &nfds);
+		int fds[PC_WARM_MAX_FDS], nfds, r = recv_req(PC_FD_SYNC, &q, fds, &nfds);
 
 		if (r == -EINTR)
 			continue;
 		if (r <= 0)
 			break; /* EOF: retired */
+		/* cgroup v2: the next leader's group (the spare made below,
+		 * or this job's own leader when no spare is there). */
+		if (q.type == PC_WARM_JOB && nfds > PC_WARM_NFDS)
+			group_keep(fds[--nfds]);
 		if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && !forward_to_spare(&q, fds) &&
 		    spawn_leader(&q, fds))
 			Py_RETURN_TRUE;

@@ -6,9 +6,12 @@
  *                    before anything else: the policy's seccomp BPF as a
  *                    sealed memfd (empty: the policy has none). The zygote
  *                    reads it before it makes any job process, keeps it in
- *                    memory and never loads it itself.
+ *                    memory and never loads it itself. On cgroup v2 a
+ *                    second descriptor: the first spare's job group.
  *   PC_WARM_JOB      supervisor -> zygote, per job: struct pc_warm_req plus
- *                    PC_WARM_NFDS descriptors in pc_warm_fd order.
+ *                    PC_WARM_NFDS descriptors in pc_warm_fd order; on
+ *                    cgroup v2 one more, PC_WARM_FD_CGROUP. Each group
+ *                    descriptor goes to exactly one leader (spare or not).
  * Per job, the zygote clone3()s the job leader into fresh namespaces; from
  * then on the job speaks on its own sync socket (the PC_WARM_FD_SYNC the
  * request carried), with the records of sync.h plus PC_WARM_HELLO. */
@@ -34,7 +37,11 @@ enum pc_warm_fd {
 	PC_WARM_FD_RESULT,
 	PC_WARM_FD_SYNC,
 	PC_WARM_FD_FILES, /* memfd: repeated {u32 name_len, u32 data_len, name, data} */
-	PC_WARM_NFDS,
+	PC_WARM_NFDS,	  /* the job's own descriptors */
+	/* cgroup v2 only, after the job's: the directory of the group the
+	 * zygote clones its NEXT leader into (CLONE_INTO_CGROUP). */
+	PC_WARM_FD_CGROUP = PC_WARM_NFDS,
+	PC_WARM_MAX_FDS,
 };
 
 #define PC_WARM_MAX_RLIMITS 8

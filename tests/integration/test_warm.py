@@ -37,11 +37,11 @@ class UnixHTTP(http.client.HTTPConnection):
 
 
 class WarmServer:
-    def __init__(self, *args):
+    def __init__(self, *args, env=None):
         self.dir = tempfile.mkdtemp(prefix="pycell-warm-")
         self.sock = os.path.join(self.dir, "s.sock")
         self.proc = subprocess.Popen([PYCELL, "serve", "--socket", self.sock, *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.time() + 30
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None or time.time() > deadline:
