@@ -117,22 +117,14 @@ def test_sigterm_answers_running_and_queued_jobs_then_leaves_nothing():
 
 
 def test_a_huge_head_is_refused_and_the_server_carries_on(server_factory):
+    """A head past the 32 KiB a connection may hold: libmicrohttpd's 431."""
     s = server_factory("--policy", ABLATION)
-    c = socket.socket(socket.AF_UNIX)
-    c.settimeout(30)
-    c.connect(s.sock)
-    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (256 << 10) + b"\r\n\r\n"
-    try:
-        c.sendall(head)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    try:
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(30)
+        c.connect(s.sock)
+        c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (40 << 10) + b"\r\n\r\n")
         answer = c.recv(200)
-    except ConnectionResetError:
-        answer = b""
-    c.close()
-    # refused with a 4xx before the head was read in full, or closed
-    assert answer == b"" or answer.split()[1] in (b"400", b"413", b"414", b"431"), answer
+    assert answer.startswith(b"HTTP/1.1 431 "), answer
     assert s.health()["status"] == "ok"
 
 
