@@ -47,11 +47,12 @@
  * before it (PC_WARM_FD_CGROUP), since a spare exists before its job does.
  * The leader and job process are born there; the supervisor finds the
  * group from /proc/PID/cgroup at sync W and writes the job's limits before
- * sync 1. The new cgroup namespace of a clone3(CLONE_NEWCGROUP |
- * CLONE_INTO_CGROUP) is rooted at the *parent's* group (copy_namespaces()
- * runs before the child changes group), so the job process roots its own
- * with unshare(CLONE_NEWCGROUP) after sync 1, while it still holds
- * CAP_SYS_ADMIN: it sees "0::/". No cgroupfs is mounted in the zygote or a
+ * sync 1. The job process roots its cgroup namespace at its group with
+ * unshare(CLONE_NEWCGROUP) after sync 1, while it still holds
+ * CAP_SYS_ADMIN, on v1 and v2 alike: it sees "0::/". (A leader cloned with
+ * CLONE_NEWCGROUP | CLONE_INTO_CGROUP would get one rooted at its new group
+ * too, not at ours, although copy_namespaces() runs first: cgroup_post_fork()
+ * re-roots it; checked in the qemu lane.) No cgroupfs is mounted in the zygote or a
  * job; the group descriptor never reaches a job process (closed at the
  * clone, and close_range in leader_fds()).
  *

@@ -7,6 +7,7 @@ and no group outlives its job or the server. The Python layer is off
 (ablation policy): only the kernel layers are measured."""
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -59,10 +60,18 @@ def wait_for(pred, timeout=20):
     return pred()
 
 
+def answers(s):
+    try:
+        return s.health()["zygotes"]
+    except OSError:  # the socket file exists from bind(), before listen()
+        return None
+
+
 def start(tmp_path_factory):
     iso = Isolated(tmp_path_factory.mktemp("warmcg2"))
     s = WarmServer("--policy", ABLATION, env=iso.env)
     s.iso = iso
+    assert wait_for(lambda: answers(s)), "the server does not answer"
     return s
 
 
@@ -250,3 +259,50 @@ def test_nothing_is_left_after_the_server_stops(tmp_path_factory):
         assert job_groups(tree)
     finally:
         stop(s)
+
+
+CLONE_NEWCGROUP_INTO = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	struct clone_args a = { .flags = CLONE_NEWCGROUP | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD };
+	char buf[512];
+	pid_t p;
+	int fd, n;
+
+	a.cgroup = (unsigned)open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	p = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+	if (p == 0) {
+		fd = open("/proc/self/cgroup", O_RDONLY);
+		n = (int)read(fd, buf, sizeof(buf));
+		_exit(n > 0 && write(1, buf, (size_t)n) == n ? 0 : 1);
+	}
+	return p < 0 || waitpid(p, NULL, 0) < 0;
+}
+"""
+
+
+def test_clone3_into_a_cgroup_roots_its_new_cgroup_namespace_at_its_own_group(tmp_path):
+    """What the kernel does with clone3(CLONE_NEWCGROUP | CLONE_INTO_CGROUP)
+    (docs/warm.md): copy_namespaces() runs before the child changes group,
+    but cgroup_post_fork() re-roots the new namespace at the child's group."""
+    iso = Isolated(tmp_path)
+    group = CG_ROOT / iso.parent / "probe"
+    src, exe = tmp_path / "p.c", tmp_path / "p"
+    src.write_text(CLONE_NEWCGROUP_INTO)
+    subprocess.run(["cc", "-o", str(exe), str(src)], check=True)
+    group.mkdir(parents=True)
+    try:
+        out = subprocess.run([str(exe), str(group)], capture_output=True, text=True, check=True).stdout
+    finally:
+        group.rmdir()
+        iso.cleanup()
+    # rooted at its own group, not at ours (which would show the path)
+    assert out == "0::/\n", out
