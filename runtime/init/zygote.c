@@ -12,18 +12,29 @@
  *           _pycell_zygote.serve(), which never returns in the zygote
  *           until the supervisor closes the control socket. It never runs
  *           job code: it only reads fixed-size records and clone3()s.
- *   leader  per job: clone3(NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS) of the
- *           zygote, so pid 1 of the job's own namespaces; plain C, never
- *           touches Python. A spare one is made ahead of each job (spare
- *           leader: namespaces, proc of its pid namespace, lo up, hostname,
- *           and its job process already forked); the zygote forwards the
- *           request to it and makes the next spare while the job runs. On
- *           the request it mounts a fresh tmpfs workdir, /tmp and /dev/shm,
- *           hands the request on to its job process, drops its own
- *           capabilities and reaps like cold pycell-init; when the job
- *           process ends it kills and reaps the rest, then reports. (When no
- *           spare is there, spawn_leader() does the same steps in line.)
- *   job     pid 2: chdir to the fresh workdir, writes the job's files,
+ *   leader  per job: clone3(CLONE_VM|NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS)
+ *           of the zygote, so pid 1 of the job's own namespaces, running
+ *           in the zygote's memory on a stack of its own (rawsys.h): the
+ *           zygote's page tables are copied once per job, for the job
+ *           process, not twice. Plain C, never touches Python. A spare is
+ *           made ahead of each job: the zygote waits while its leader
+ *           forks the job process (a consistent copy of the zygote), then
+ *           both run side by side, so from there on the leader makes raw
+ *           system calls only (no libc errno, no globals). It drops its
+ *           capabilities at once, takes the job's sync socket from its job
+ *           process when a job comes, and reaps like cold pycell-init; when
+ *           the job process ends it kills and reaps the rest, then
+ *           reports. The memory it shares is not dumpable (pycell-init's
+ *           first step, checked in pc_zygote_main), so a job cannot read
+ *           or write it through /proc/1/mem or ptrace.
+ *   job     pid 2, forked by its leader on the leader's stack; it returns
+ *           to the zygote's stack (siglongjmp) only once it has its job.
+ *           As a spare, it unmounts the zygote's tmpfs, mounts a proc of
+ *           its pid namespace, brings lo up and sets the hostname, then
+ *           waits for the request the zygote forwards to it: mounts a
+ *           fresh tmpfs workdir, /tmp and /dev/shm, hands the job's sync
+ *           socket to its leader, then:
+ *           chdir to the fresh workdir, writes the job's files,
  *           sets its rlimits, moves the job's fds to 0..5 (sync.h) and
  *           closes the rest, sends its own pidfd (the supervisor attaches it to the
  *           job's cgroup, v1, or adopts the group it was born in, v2, and
@@ -76,6 +87,7 @@
 #include <linux/securebits.h>
 #include <net/if.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -93,6 +105,7 @@
 
 #include "embed.h"
 #include "landlock.h"
+#include "rawsys.h"
 #include "sync.h"
 #include "zygote.h"
 #include "zygote_proto.h"
@@ -128,7 +141,7 @@ static void send_rec(int fd, int type, int errnum, int status, const char *msg, 
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
 	}
-	while (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+	while (RAWSYS(SYS_sendmsg, fd, &mh, MSG_NOSIGNAL) == -EINTR)
 		;
 }
 
@@ -143,7 +156,8 @@ static void __attribute__((noreturn)) leader_fail(int sync_fd, const char *step,
 }
 
 /* Every capability, for good: the bounding set first (it needs
- * CAP_SETPCAP), securebits locked so nothing is regained (caps.c). */
+ * CAP_SETPCAP), securebits locked so nothing is regained (caps.c). Raw
+ * system calls: a leader runs this beside the zygote (rawsys.h). */
 static int drop_caps(void)
 {
 	const unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
@@ -151,19 +165,16 @@ static int drop_caps(void)
 				   SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2] = { { 0 } };
-	static bool dropped; /* per process: a fork copies it */
+	long r;
 
-	if (dropped)
-		return 0;
 	for (int v = 0; v < 64; v++) {
-		if (prctl(PR_CAPBSET_DROP, v, 0, 0, 0) < 0 && errno != EINVAL)
-			return -errno;
+		if ((r = RAWSYS(SYS_prctl, PR_CAPBSET_DROP, v, 0)) < 0 && r != -EINVAL)
+			return (int)r;
 	}
-	if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-		return -errno;
-	if (syscall(SYS_capset, &h, d) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	dropped = true;
+	if ((r = RAWSYS(SYS_prctl, PR_SET_SECUREBITS, bits, 0)) < 0 ||
+	    (r = RAWSYS(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0)) < 0 ||
+	    (r = RAWSYS(SYS_capset, &h, d, 0)) < 0 || (r = RAWSYS(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0)) < 0)
+		return (int)r;
 	return 0;
 }
 
@@ -262,41 +273,46 @@ static void leader_mounts(int sync_fd, const struct pc_warm_req *q)
 		leader_fail(sync_fd, "chdir /workspace", errno);
 }
 
-static void leader_net(int sync_fd)
+static const char *lo_up(void)
 {
 	struct ifreq ifr = { 0 };
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	const char *failed = NULL;
 
 	if (s < 0)
-		leader_fail(sync_fd, "socket for lo", errno);
+		return "socket for lo";
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		leader_fail(sync_fd, "get lo flags", errno);
+		failed = "get lo flags";
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-		leader_fail(sync_fd, "bring lo up", errno);
+	if (!failed && ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		failed = "bring lo up";
 	close(s);
-	if (sethostname("pycell", 6) < 0)
-		leader_fail(sync_fd, "sethostname", errno);
+	return failed;
 }
 
-/* What does not depend on the job: done ahead by a spare leader. */
-static void leader_prepare(int sync_fd)
+/* What the job's namespaces need before any job: done by a spare's job
+ * process while it waits for one. Returns the failed step (errno set), or
+ * NULL. */
+static const char *ns_prepare(void)
 {
-	signal(SIGCHLD, SIG_DFL); /* the zygote ignores it; we reap */
-	if (setsid() < 0)
-		leader_fail(sync_fd, "setsid", errno);
+	const char *failed;
+
 	/* The zygote's own (unused, empty) tmpfs go, so the job's mount table
 	 * is the cold one: its fresh ones are mounted per job. proc stays
 	 * under the new one: in a user namespace a new proc needs a visible
 	 * one (mounts.c). */
 	for (size_t i = 0; i < sizeof(tmpfs_dirs) / sizeof(tmpfs_dirs[0]); i++) {
 		if (umount2(tmpfs_dirs[i], MNT_DETACH) < 0)
-			leader_fail(sync_fd, "unmount the zygote's tmpfs", errno);
+			return "unmount the zygote's tmpfs";
 	}
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0)
-		leader_fail(sync_fd, "mount proc (subset=pid)", errno);
-	leader_net(sync_fd);
+		return "mount proc (subset=pid)";
+	if ((failed = lo_up()))
+		return failed;
+	if (sethostname("pycell", 6) < 0)
+		return "sethostname";
+	return NULL;
 }
 
 /* The job's files: {u32 name_len, u32 data_len, name, data}..., names
@@ -359,31 +375,30 @@ static void leader_fds(int *fds, int keep_as_6)
 	lseek(PC_FD_BOOTSTRAP, 0, SEEK_SET);
 }
 
-/* pid 1 of the job's namespaces. Returns only in the job process. */
-static void leader_supervise(pid_t job, int status_r, int sync_fd) __attribute__((noreturn));
-
 /* Until the job process ends, or its supervisor does (the job's sync
  * socket hangs up): a cold job dies with its supervisor (parent-death
- * signal), so a warm one must too, or nothing would bound it any more. */
+ * signal), so a warm one must too, or nothing would bound it any more.
+ * The leader's: raw system calls only (rawsys.h). */
 static void wait_job_or_supervisor(pid_t job, int sync_fd)
 {
-	int pidfd = (int)syscall(SYS_pidfd_open, job, 0);
+	long pidfd = RAWSYS(SYS_pidfd_open, job, 0, 0);
 
 	if (pidfd < 0)
-		return; /* waitpid alone, then */
+		return; /* wait4 alone, then */
 	for (;;) {
-		struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = sync_fd, .events = POLLRDHUP } };
+		struct pollfd p[2] = { { .fd = (int)pidfd, .events = POLLIN }, { .fd = sync_fd, .events = POLLRDHUP } };
+		long r = RAWSYS(SYS_ppoll, p, 2, NULL);
 
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		if (r < 0 && r != -EINTR)
 			break;
 		if (p[0].revents & POLLIN)
 			break;
 		if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
-			kill(-1, SIGKILL);
+			RAWSYS(SYS_kill, -1, SIGKILL, 0);
 			break;
 		}
 	}
-	close(pidfd);
+	RAWSYS(SYS_close, pidfd, 0, 0);
 }
 
 static void leader_rlimits(int sync_fd, const struct pc_warm_req *q)
@@ -395,51 +410,20 @@ static void leader_rlimits(int sync_fd, const struct pc_warm_req *q)
 	}
 }
 
-static void leader_main(const struct pc_warm_req *q, int *fds, bool prepared)
-{
-	int sync_fd = fds[PC_WARM_FD_SYNC], pfd[2];
-	pid_t job;
-
-	if (!prepared)
-		leader_prepare(sync_fd);
-	leader_mounts(sync_fd, q);
-	leader_files(sync_fd, fds[PC_WARM_FD_FILES]);
-	leader_rlimits(sync_fd, q);
-	leader_fds(fds, -1);
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		leader_fail(PC_FD_SYNC, "pipe", errno);
-	job = fork();
-	if (job < 0)
-		leader_fail(PC_FD_SYNC, "fork job process", errno);
-	if (job == 0) {
-		close(pfd[0]);
-		job_setup(pfd[1], q->landlock_abi, q->seccomp_insns);
-		return;
-	}
-	close(pfd[1]);
-	/* Only the job holds its streams: they reach EOF when its last
-	 * process is gone, without waiting for this namespace to go. */
-	for (int fd = 0; fd < PC_FD_SYNC; fd++)
-		close(fd);
-	leader_supervise(job, pfd[0], PC_FD_SYNC);
-}
-
-/* pid 1 once the job process exists: no capabilities left, reports the
- * job's start (or its set-up error), reaps, reports its end. */
+/* pid 1 once the job process has its job (capabilities already dropped):
+ * reports the job's start (or its set-up error), reaps, reports its end.
+ * Runs beside the zygote in its memory: raw system calls only. */
 static void __attribute__((noreturn)) leader_supervise(pid_t job, int status_r, int sync_fd)
 {
 	struct pc_init_status st;
 	int status = 0;
-	ssize_t n;
+	long n;
 
-	if (drop_caps() < 0)
-		leader_fail(sync_fd, "drop capabilities", errno);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	do
-		n = read(status_r, &st, sizeof(st));
-	while (n < 0 && errno == EINTR);
-	close(status_r);
-	if (n == (ssize_t)sizeof(st)) {
+		n = RAWSYS(SYS_read, status_r, &st, sizeof(st));
+	while (n == -EINTR);
+	RAWSYS(SYS_close, status_r, 0, 0);
+	if (n == (long)sizeof(st)) {
 		st.msg[sizeof(st.msg) - 1] = '\0';
 		send_rec(sync_fd, PC_SYNC_ERROR, st.errnum, 0, st.msg, -1);
 		_exit(125);
@@ -449,9 +433,9 @@ static void __attribute__((noreturn)) leader_supervise(pid_t job, int status_r, 
 	wait_job_or_supervisor(job, sync_fd);
 	for (;;) {
 		int s;
-		pid_t p = waitpid(-1, &s, 0);
+		long p = pc_rawsys(SYS_wait4, -1, (long)&s, 0, 0, 0);
 
-		if (p < 0 && errno == EINTR)
+		if (p == -EINTR)
 			continue;
 		if (p < 0)
 			break;
@@ -460,7 +444,7 @@ static void __attribute__((noreturn)) leader_supervise(pid_t job, int status_r, 
 			/* The job's life is its process's (as cold): the rest
 			 * goes with it, and is reaped before sync 4 so the
 			 * supervisor finds the job's cgroup empty. */
-			kill(-1, SIGKILL);
+			RAWSYS(SYS_kill, -1, SIGKILL, 0);
 		}
 	}
 	/* sync 4 */
@@ -497,27 +481,6 @@ static void group_keep(int fd)
 {
 	group_used();
 	next_group = fd;
-}
-
-/* Returns 1 in the job process, 0 in the zygote. */
-static int spawn_leader(const struct pc_warm_req *q, int *fds)
-{
-	struct clone_args a = { .flags = NS_FLAGS, .exit_signal = SIGCHLD };
-	pid_t pid;
-
-	clone_into_group(&a);
-	PyOS_BeforeFork();
-	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
-	group_used();
-	if (pid == 0) {
-		leader_main(q, fds, false);
-		PyOS_AfterFork_Child();
-		return 1;
-	}
-	PyOS_AfterFork_Parent();
-	if (pid < 0)
-		send_rec(fds[PC_WARM_FD_SYNC], PC_SYNC_ERROR, errno, 0, "zygote: clone3 into job namespaces", -1);
-	return 0;
 }
 
 static void load_policy_filter(int fd)
@@ -611,14 +574,17 @@ static bool forward_to_spare(const struct pc_warm_req *q, const int *fds)
 static bool spare_job_process(int sp, int jc, int status_w)
 {
 	struct pc_warm_req q;
-	int fds[PC_WARM_MAX_FDS], nfds;
+	int fds[PC_WARM_MAX_FDS], nfds, errnum;
+	/* The namespaces' own set-up, while no job waits for it. */
+	const char *failed = ns_prepare();
 
-	/* EOF: the zygote retired, or replaced us; a failure in
-	 * leader_prepare made the zygote fall back to spawn_leader, which
-	 * reports it. */
+	errnum = errno;
+	/* EOF: the zygote retired, or replaced us. */
 	if (recv_req(sp, &q, fds, &nfds) <= 0 || q.type != PC_WARM_JOB || nfds != PC_WARM_NFDS)
 		return false;
 	close(sp);
+	if (failed)
+		leader_fail(fds[PC_WARM_FD_SYNC], failed, errnum);
 	/* The job's fresh tmpfs mounts: we still hold the namespace's
 	 * CAP_SYS_ADMIN, and share the mount namespace with our pid 1. */
 	leader_mounts(fds[PC_WARM_FD_SYNC], &q);
@@ -634,14 +600,43 @@ static bool spare_job_process(int sp, int jc, int status_w)
 	return true;
 }
 
-/* The spare leader, waiting in its namespaces with its job process forked:
- * both copies of the zygote's address space are made before the job comes,
- * and the zygote hands the request straight to the job process (one
- * wake-up on the job's path). This process drops its capabilities at once,
- * takes the job's sync socket from its job process and supervises it.
- * Returns true in the job process. */
-static bool spare_job(int sp)
+/* A spare leader and its job process, as spawn_spare() makes them. */
+struct spare {
+	sigjmp_buf zygote; /* where the job process resumes as the zygote's copy */
+	int sp[2];	   /* zygote <-> job process: the request */
+	int ready[2];	   /* leader -> zygote: the job process exists */
+};
+
+/* Closes every descriptor but keep[0..n-1] (ascending). */
+static void close_all_but(const int *keep, int n)
 {
+	unsigned lo = 0;
+
+	for (int i = 0; i < n; i++) {
+		if ((unsigned)keep[i] > lo)
+			close_range(lo, (unsigned)keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	close_range(lo, ~0U, 0);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* The spare leader: pid 1 of the job's namespaces, running in the zygote's
+ * memory on a stack of its own (CLONE_VM, spawn_spare), so the zygote's
+ * page tables are copied once per job, for the job process, instead of
+ * twice. Until it writes 'ready' the zygote waits, so nothing else runs in
+ * this memory: it forks the job process then, a consistent copy of the
+ * zygote. From 'ready' on both run, so this process calls libc for
+ * nothing that writes memory (errno above all): raw system calls only
+ * (rawsys.h). It drops its capabilities, takes the job's sync socket from
+ * its job process and supervises it. */
+static int spare_leader(void *arg)
+{
+	struct spare *s = arg; /* on the zygote's stack: read before 'ready' only */
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
@@ -650,64 +645,124 @@ static bool spare_job(int sp)
 	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
 	struct cmsghdr *c;
-	int jc[2], pfd[2], sync_fd = -1;
+	int sp = s->sp[1], ready = s->ready[1], jc[2], pfd[2], keep[6], sync_fd = -1;
+	char one = 1;
 	pid_t job;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, jc) < 0 || pipe2(pfd, O_CLOEXEC) < 0)
-		return false;
+	signal(SIGCHLD, SIG_DFL); /* the zygote ignores it; we reap */
+	if (setsid() < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, jc) < 0 || pipe2(pfd, O_CLOEXEC) < 0)
+		_exit(0); /* the zygote reads EOF: no spare */
+	/* Nothing of the zygote's (its control socket, a job's descriptors
+	 * it holds) reaches the job process. */
+	keep[0] = sp, keep[1] = ready, keep[2] = jc[0], keep[3] = jc[1], keep[4] = pfd[0], keep[5] = pfd[1];
+	qsort(keep, 6, sizeof(int), cmp_int);
+	close_all_but(keep, 6);
 	job = fork();
 	if (job == 0) {
-		close(jc[0]), close(pfd[0]);
-		return spare_job_process(sp, jc[1], pfd[1]);
+		close(ready), close(jc[0]), close(pfd[0]);
+		if (spare_job_process(sp, jc[1], pfd[1]))
+			siglongjmp(s->zygote, 1);
+		_exit(0);
 	}
-	close(sp), close(jc[1]), close(pfd[1]);
-	for (int fd = 0; fd < 3; fd++)
-		close(fd);
-	if (job < 0 || drop_caps() < 0)
+	if (job < 0)
+		_exit(0);
+	RAWSYS(SYS_write, ready, &one, 1);
+	/* From here on the zygote runs beside us. */
+	RAWSYS(SYS_close, ready, 0, 0), RAWSYS(SYS_close, sp, 0, 0);
+	RAWSYS(SYS_close, jc[1], 0, 0), RAWSYS(SYS_close, pfd[1], 0, 0);
+	if (drop_caps() < 0)
 		_exit(0);
 	/* EOF: no job came (our job process exited), or it failed before
 	 * and reported that itself. */
-	if (recvmsg(jc[0], &mh, MSG_CMSG_CLOEXEC) != (ssize_t)sizeof(m) || !(c = CMSG_FIRSTHDR(&mh)) ||
+	if (RAWSYS(SYS_recvmsg, jc[0], &mh, MSG_CMSG_CLOEXEC) != (long)sizeof(m) || !(c = CMSG_FIRSTHDR(&mh)) ||
 	    c->cmsg_type != SCM_RIGHTS)
 		_exit(0);
 	memcpy(&sync_fd, CMSG_DATA(c), sizeof(int));
-	close(jc[0]);
+	RAWSYS(SYS_close, jc[0], 0, 0);
 	leader_supervise(job, pfd[0], sync_fd);
 }
 
-/* A spare leader: a job's namespaces made, proc mounted and lo up ahead of
- * the job (clone3 with five new namespaces is most of a leader's cost),
- * waiting for the request the zygote forwards to it. Returns 1 in the job
- * process, 0 in the zygote. */
+/* Leaders' stacks, in the zygote's memory. The kernel zeroes a slot's tid
+ * when its leader is gone (CLONE_CHILD_CLEARTID), and the stack is reused.
+ * A zygote has at most one leader per job in flight, plus its spare. */
+#define LEADER_STACK (256 << 10)
+#define MAX_LEADERS  288
+static struct {
+	char *stack; /* LEADER_STACK bytes above a guard page */
+	pid_t tid;
+} leaders[MAX_LEADERS];
+
+static int free_leader_slot(void)
+{
+	for (int i = 0; i < MAX_LEADERS; i++) {
+		if (__atomic_load_n(&leaders[i].tid, __ATOMIC_ACQUIRE) != 0)
+			continue;
+		if (!leaders[i].stack) {
+			char *p = mmap(NULL, LEADER_STACK + 4096, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+
+			if (p == MAP_FAILED || mprotect(p, 4096, PROT_NONE) < 0)
+				return -1;
+			leaders[i].stack = p + 4096;
+		}
+		return i;
+	}
+	return -1;
+}
+
+/* A spare: a job's namespaces made (the leader), its job process forked
+ * and preparing them, waiting for the request the zygote forwards to it.
+ * Returns 1 in the job process once it has its job, 0 in the zygote. */
 static int spawn_spare(void)
 {
-	struct clone_args a = { .flags = NS_FLAGS, .exit_signal = SIGCHLD };
-	int sp[2];
-	pid_t pid;
+	struct spare s;
+	int slot = free_leader_slot();
+	struct clone_args a = { .flags = CLONE_VM | NS_FLAGS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID,
+				.exit_signal = SIGCHLD,
+				.stack_size = LEADER_STACK };
+	char one = 0;
+	long pid;
 
 	/* On v2 a leader without its own group would run in ours. */
-	if ((groups && next_group < 0) || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+	if ((groups && next_group < 0) || slot < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s.sp) < 0)
 		return 0;
-	clone_into_group(&a);
-	PyOS_BeforeFork();
-	pid = (pid_t)syscall(SYS_clone3, &a, sizeof(a));
-	group_used();
-	if (pid == 0) {
-		close(sp[0]);
-		close(PC_FD_SYNC); /* the zygote's control socket is not ours */
-		leader_prepare(-1);
-		if (spare_job(sp[1])) {
-			PyOS_AfterFork_Child();
-			return 1;
-		}
-		_exit(0);
+	if (pipe2(s.ready, O_CLOEXEC) < 0) {
+		close(s.sp[0]), close(s.sp[1]);
+		return 0;
 	}
+	a.stack = (uint64_t)(uintptr_t)leaders[slot].stack;
+	a.parent_tid = a.child_tid = (uint64_t)(uintptr_t)&leaders[slot].tid;
+	PyOS_BeforeFork();
+	if (sigsetjmp(s.zygote, 0)) {
+		/* The job process, with its job (spare_leader). */
+		PyOS_AfterFork_Child();
+		return 1;
+	}
+	clone_into_group(&a);
+	pid = pc_clone3_run(&a, spare_leader, &s);
+	group_used();
+	close(s.sp[1]), close(s.ready[1]);
+	while (pid > 0 && read(s.ready[0], &one, 1) < 0 && errno == EINTR)
+		;
+	close(s.ready[0]);
 	PyOS_AfterFork_Parent();
-	close(sp[1]);
-	if (pid < 0)
-		close(sp[0]);
+	if (pid > 0 && one)
+		spare_fd = s.sp[0];
 	else
-		spare_fd = sp[0];
+		close(s.sp[0]);
+	return 0;
+}
+
+/* The request to the spare; when that is gone (it failed, or none could be
+ * made), to one made now. Returns 1 in the job process. */
+static int hand_on(const struct pc_warm_req *q, const int *fds)
+{
+	if (forward_to_spare(q, fds))
+		return 0;
+	if (spawn_spare())
+		return 1;
+	if (!forward_to_spare(q, fds))
+		send_rec(fds[PC_WARM_FD_SYNC], PC_SYNC_ERROR, EAGAIN, 0, "zygote: cannot make a job process", -1);
 	return 0;
 }
 
@@ -745,16 +800,15 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 		if (r <= 0)
 			break; /* EOF: retired */
 		/* cgroup v2: the next leader's group (the spare made below,
-		 * or this job's own leader when no spare is there). */
+		 * or this job's own when its spare is gone). */
 		if (q.type == PC_WARM_JOB && nfds > PC_WARM_NFDS)
 			group_keep(fds[--nfds]);
-		if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && !forward_to_spare(&q, fds) &&
-		    spawn_leader(&q, fds))
+		if (q.type == PC_WARM_JOB && nfds == PC_WARM_NFDS && hand_on(&q, fds))
 			Py_RETURN_TRUE;
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
 		/* The next job's spare, made while this one runs. */
-		if (q.type == PC_WARM_JOB && spawn_spare())
+		if (q.type == PC_WARM_JOB && spare_fd < 0 && spawn_spare())
 			Py_RETURN_TRUE;
 	}
 	if (spare_fd >= 0)
@@ -785,7 +839,11 @@ void pc_zygote_main(const char *script, const struct sock_fprog *filter)
 {
 	int pfd[2];
 
-	if (PyImport_AppendInittab("_pycell_zygote", zy_init) < 0)
+	/* Leaders share this process's memory (CLONE_VM) and each is pid 1
+	 * of a job's namespaces: dumpability belongs to the memory, and
+	 * pycell-init cleared it first thing. Never serve without that: a
+	 * job must not reach the zygote through /proc/1/mem or ptrace. */
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 || PyImport_AppendInittab("_pycell_zygote", zy_init) < 0)
 		_exit(125);
 	/* Dispositions survive fork and exec: whatever the server was started
 	 * under (a shell's background job ignores SIGINT and SIGQUIT) must not

@@ -293,6 +293,42 @@ def test_concurrent_jobs_do_not_see_each_other(ablation):
         assert out[i]["result"] == [[1, 2], str({"i": i + 1}), ["mine"]], out[i]
 
 
+def test_a_job_cannot_reach_its_leader_which_shares_the_zygotes_memory(ablation):
+    # The job's pid 1 (its leader) runs in the zygote's memory (CLONE_VM):
+    # reading or writing it would reach the zygote, which keeps
+    # CAP_SYS_ADMIN in its user namespace and makes every later job. The
+    # attack through /proc (ptrace itself is a seccomp kill, tested with the
+    # never-allowed families): the memory is not dumpable, so the kernel's
+    # ptrace access check refuses even the same uid without capabilities.
+    code = r"""
+import os
+out = {}
+for name, mode in (('mem', os.O_RDONLY), ('mem', os.O_RDWR), ('maps', os.O_RDONLY), ('environ', os.O_RDONLY),
+                   ('auxv', os.O_RDONLY), ('pagemap', os.O_RDONLY)):
+    try:
+        fd = os.open(f'/proc/1/{name}', mode)
+        try:
+            out[f'{name}:{mode}'] = 'read %d bytes' % len(os.pread(fd, 4096, 0x400000))
+        except OSError as e:
+            out[f'{name}:{mode}'] = 'opened, read %d' % e.errno
+    except OSError as e:
+        out[f'{name}:{mode}'] = e.errno
+for link in ('exe', 'cwd', 'root', 'fd'):
+    try:
+        out[link] = os.readlink(f'/proc/1/{link}') if link != 'fd' else os.listdir('/proc/1/fd')
+    except OSError as e:
+        out[link] = e.errno
+st = dict(l.split(':\t', 1) for l in open('/proc/1/status').read().splitlines() if ':\t' in l)
+result = {'tries': out, 'leader': st['Name'].strip(), 'uid': st['Uid'].split()[0], 'me': os.getuid()}
+"""
+    for _ in range(2):  # a fresh zygote's first spare, then a later one
+        status, doc = ablation.run({"code": code})
+        assert doc["status"] == "ok", doc
+        r = doc["result"]
+        assert r["uid"] == str(r["me"])  # same uid: only dumpability and capabilities stand in the way
+        assert r["tries"] == {k: 13 for k in r["tries"]}, r  # EACCES, every one
+
+
 def test_zygote_holds_nothing_of_earlier_jobs(ablation):
     secret = "s3cr3t-" + os.urandom(6).hex()
     ablation.run({"code": f"x = {secret!r}\nimport sys\nsys.modules['json'].SECRET = x\nresult = 1"})
