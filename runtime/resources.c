@@ -92,7 +92,7 @@ int pc_resources_prepare(struct pc_resources *rc, const long long limits[PC_LIM_
 
 	if ((r = block_signals(rc, err)) < 0)
 		return r;
-	if (geteuid() == 0) {
+	if (geteuid() == 0 && !rc->zygote_uid) {
 		if ((r = pc_lease_acquire(&rc->lease, err)) < 0)
 			return pc_error_wrap(err, "uid lease");
 		cfg->host_uid = rc->lease.uid;

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PYCELL, REPO, run_job
+from resctl import IS_ROOT, Isolated
 
 ABLATION = str(REPO / "tests" / "policies" / "ablation.json")
 CGROUP_V1 = Path("/sys/fs/cgroup/memory/pycell")
@@ -327,6 +328,28 @@ result = {'tries': out, 'leader': st['Name'].strip(), 'uid': st['Uid'].split()[0
         r = doc["result"]
         assert r["uid"] == str(r["me"])  # same uid: only dumpability and capabilities stand in the way
         assert r["tries"] == {k: 13 for k in r["tries"]}, r  # EACCES, every one
+
+
+def test_a_warm_job_takes_no_uid_lease_of_its_own(tmp_path):
+    # A warm job runs as its zygote's uid (docs/warm.md, "What a job
+    # shares"): a per-job lease would be work for nothing.
+    iso = Isolated(tmp_path)
+    s = WarmServer("--policy", ABLATION, "--pool", "1", env=iso.env)
+    try:
+        zygote_leases = iso.leases()
+        assert len(zygote_leases) == (1 if IS_ROOT else 0)
+        during = []
+        t = threading.Thread(target=lambda: during.append(
+            s.run({"code": "import time\ntime.sleep(0.5)\nresult = 1"})[1]["result"]))
+        t.start()
+        time.sleep(0.25)
+        seen = iso.leases()
+        t.join()
+        assert during == [1] and seen == zygote_leases
+    finally:
+        s.stop()
+        iso.cleanup()
+    assert iso.leases() == []
 
 
 def test_zygote_holds_nothing_of_earlier_jobs(ablation):
