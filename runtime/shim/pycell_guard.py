@@ -79,6 +79,21 @@ def _frame_attrs():
     return pycell_check.FRAME_ATTRS
 
 
+# Warm mode (pycell_warm.py): the zygote builds the policy's part of a
+# job's builtins once (prepare_builtins()), and the job process it forks
+# takes that dict as it is instead of building its own. Building copies
+# every builtin into a new dict, which writes their reference counts: each
+# page so written is one the job process must copy from the zygote first
+# (~60 of a json job's ~580). A prepared dict goes to one guard only.
+_PREPARED_BUILTINS = {}
+
+
+def prepare_builtins(denied):
+    """Builds the builtins for policies denying `denied`, kept for the next
+    guard in this process."""
+    _PREPARED_BUILTINS[frozenset(denied)] = _policy_builtins(denied)
+
+
 class Guard:
     """Everything the job's code is allowed to reach, built from the policy."""
 
@@ -206,20 +221,26 @@ class Guard:
         return self.input_text
 
     def builtins_dict(self):
-        b = {}
-        for k, v in vars(builtins).items():
-            if k in self.denied or (k.startswith("_") and k not in ("__build_class__", "__debug__")):
-                continue
-            b[k] = v
-        b["__name__"] = "builtins"
+        b = _PREPARED_BUILTINS.pop(frozenset(self.denied), None) or _policy_builtins(self.denied)
         b["__import__"] = self.guarded_import
         for name, fn in (("open", self.guarded_open), ("input", self.guarded_input)):
             if name not in self.denied:
                 b[name] = fn
-        for name in ("getattr", "setattr", "delattr", "hasattr"):
-            if name not in self.denied:
-                b[name] = _guarded_attr_func(getattr(builtins, name))
         return b
+
+
+def _policy_builtins(denied):
+    """The job's builtins but those bound to its guard (builtins_dict)."""
+    b = {}
+    for k, v in vars(builtins).items():
+        if k in denied or (k.startswith("_") and k not in ("__build_class__", "__debug__")):
+            continue
+        b[k] = v
+    b["__name__"] = "builtins"
+    for name in ("getattr", "setattr", "delattr", "hasattr"):
+        if name not in denied:
+            b[name] = _guarded_attr_func(getattr(builtins, name))
+    return b
 
 
 def _guarded_attr_func(real):

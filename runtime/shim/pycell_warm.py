@@ -57,6 +57,7 @@ def _warm_up():
         for m in allowed:
             if m in sys.modules:
                 guard.proxy(sys.modules[m])
+        pycell_job.pycell_guard.prepare_builtins(guard.denied)
         pycell_job.serialise({"a": [1, 2.5, "x", None, True]})
         pycell_job.missing_packages([])
         pycell_job._trusted_files([])

@@ -199,6 +199,23 @@ def test_files_are_placed_in_a_fresh_workdir(default):
     assert doc["result"] == "hello"
 
 
+def test_each_job_gets_the_policys_builtins_bound_to_its_own_guard(default):
+    # The zygote builds the policy's builtins once (pycell_guard.prepare_builtins);
+    # every job still gets the import hook of its own guard (its own grants)
+    # and the guarded open, however many jobs came before.
+    code = ("import threading\ntry:\n    open('/etc/passwd')\n    o = 'opened'\n"
+            "except PermissionError as e:\n    o = str(e)\nresult = [o, hasattr(threading, 'Thread'), type(len).__name__]")
+    for grant in (True, False, True, False):
+        doc = default.run({"code": code, "imports": ["threading"] if grant else []})[1]
+        if grant:
+            assert doc["status"] == "ok", doc
+            assert "limited to /workspace" in doc["result"][0]
+            assert doc["result"][1:] == [True, "builtin_function_or_method"]
+        else:
+            assert doc["error"]["code"] == "SECURITY_ERROR"
+            assert "import_not_allowed:threading" in doc["error"]["message"]
+
+
 # --------------------------------------------------------------- isolation
 
 def test_workdir_tmp_and_shm_do_not_survive(ablation):
