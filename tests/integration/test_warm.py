@@ -107,14 +107,18 @@ def descendants(pid):
 
 
 @pytest.fixture(scope="module")
-def ablation():
-    before = our_cgroups()
-    s = WarmServer("--policy", ABLATION)
+def ablation(tmp_path_factory):
+    # A cgroup parent of its own: other test runs on this machine make and
+    # remove job groups under the shared one at the same time.
+    iso = Isolated(tmp_path_factory.mktemp("ablation"))
+    s = WarmServer("--policy", ABLATION, env=iso.env)
     yield s
     pid = s.proc.pid
     s.stop()
     assert not descendants(pid)
-    assert our_cgroups() <= before, "job cgroups were left behind"
+    left = iso.job_groups()
+    iso.cleanup()
+    assert left == [], "job cgroups were left behind"
 
 
 @pytest.fixture(scope="module")
@@ -395,9 +399,9 @@ def test_zygote_holds_nothing_of_earlier_jobs(ablation):
 
 # ------------------------------------------------------------- replacement
 
-def test_zygote_replaced_after_n_jobs_and_on_anomaly():
-    before = our_cgroups()
-    s = WarmServer("--policy", ABLATION, "--jobs-per-zygote", "3")
+def test_zygote_replaced_after_n_jobs_and_on_anomaly(tmp_path):
+    iso = Isolated(tmp_path)
+    s = WarmServer("--policy", ABLATION, "--jobs-per-zygote", "3", env=iso.env)
     try:
         first = s.health()["zygotes"]
         for _ in range(3):
@@ -419,7 +423,9 @@ def test_zygote_replaced_after_n_jobs_and_on_anomaly():
         s.stop()
     assert "stopped after" in s.stderr
     assert not descendants(pid)
-    assert our_cgroups() <= before
+    left = iso.job_groups()
+    iso.cleanup()
+    assert left == []
 
 
 def test_sigterm_finishes_the_job_in_flight():
