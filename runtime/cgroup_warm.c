@@ -1,19 +1,21 @@
-/* Warm mode on cgroup v2 (docs/warm.md, "cgroup v2"): the unprivileged
- * zygote clone3()s each job leader straight into the job's own group
+/* Warm mode on cgroup v2 (docs/warm.md, "cgroup v2"): each job process is
+ * clone3()d by its (unprivileged) leader straight into the job's own group
  * (CLONE_INTO_CGROUP), so no job process is ever moved.
  *
  *   <parent>/zygote-<pid>-<hex>/          the zygote's tree; only its
  *                                         cgroup.procs is the zygote's uid's
- *   <parent>/zygote-<pid>-<hex>/zygote    the zygote itself (all root's)
- *   <parent>/zygote-<pid>-<hex>/job-...   one per leader, made ahead for the
- *                                         spare; only cgroup.procs is the
- *                                         zygote's uid's, the limits root's
+ *   <parent>/zygote-<pid>-<hex>/zygote    the zygote and its leaders (all
+ *                                         root's)
+ *   <parent>/zygote-<pid>-<hex>/job-...   one per job process, made ahead
+ *                                         for the spare; only cgroup.procs
+ *                                         is the zygote's uid's, the limits
+ *                                         root's
  *
  * Why this shape (kernel/cgroup/cgroup.c): clone3(CLONE_INTO_CGROUP) checks
  * cgroup_may_write() on the destination's cgroup.procs and
  * cgroup_procs_write_permission() on the common ancestor of source and
  * destination (the tree), with the caller's credentials: the zygote's host
- * uid, which owns exactly those two files. With nsdelegate both groups must
+ * uid (its leader's), which owns exactly those two files. With nsdelegate both groups must
  * also lie under the caller's cgroup namespace root, so the zygote's is
  * rooted at the tree: its sandbox child is cloned into the tree and
  * unshares a cgroup namespace there (sandbox.c), then the supervisor moves

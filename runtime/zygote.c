@@ -21,7 +21,7 @@
  * off the job's critical path.
  *
  * On pure cgroup v2 (cgroup_warm.c) the zygote sandbox lives in a tree of
- * its own, delegated to its uid, and every leader is clone3()d with
+ * its own, delegated to its uid, and every job process is clone3()d with
  * CLONE_INTO_CGROUP into a job group made ahead: with PC_WARM_SECCOMP the
  * zygote gets its first spare's group, with each PC_WARM_JOB the next
  * spare's (PC_WARM_FD_CGROUP). The job process's handler learns from the

@@ -50,22 +50,23 @@
  * and the kernel's permission rules): the zygote runs in the leaf of a tree
  * of its own, <parent>/zygote-<pid>-<hex>/zygote, whose cgroup.procs its
  * host uid owns, and its cgroup namespace is rooted at the tree (nsdelegate
- * wants source and destination of a clone under it). Every leader, spare
- * or not, is clone3()d with CLONE_INTO_CGROUP into a job group of that
- * tree that the supervisor made ahead (sibling of the leaf, only its
- * cgroup.procs the zygote uid's, the limits root's) and handed over by
- * SCM_RIGHTS: the first with PC_WARM_SECCOMP, each next one with the job
- * before it (PC_WARM_FD_CGROUP), since a spare exists before its job does.
- * The leader and job process are born there; the supervisor finds the
- * group from /proc/PID/cgroup at sync W and writes the job's limits before
- * sync 1. The job process roots its cgroup namespace at its group with
+ * wants source and destination of a clone under it). Every job process
+ * is clone3()d by its leader with CLONE_INTO_CGROUP (fork_into) into a job
+ * group of that tree that the supervisor made ahead (sibling of the leaf,
+ * only its cgroup.procs the zygote uid's, the limits root's) and handed
+ * over by SCM_RIGHTS: the first with PC_WARM_SECCOMP, each next one with
+ * the job before it (PC_WARM_FD_CGROUP), since a spare exists before its
+ * job does. The job process is born there, the leader stays in the leaf
+ * (it shares the zygote's memory: an OOM kill of it would be the
+ * zygote's); the supervisor finds the group from /proc/PID/cgroup at sync W
+ * and writes the job's limits before sync 1. The job process roots its cgroup namespace at its group with
  * unshare(CLONE_NEWCGROUP) after sync 1, while it still holds
  * CAP_SYS_ADMIN, on v1 and v2 alike: it sees "0::/". (A leader cloned with
  * CLONE_NEWCGROUP | CLONE_INTO_CGROUP would get one rooted at its new group
  * too, not at ours, although copy_namespaces() runs first: cgroup_post_fork()
- * re-roots it; checked in the qemu lane.) No cgroupfs is mounted in the zygote or a
- * job; the group descriptor never reaches a job process (closed at the
- * clone, and close_range in leader_fds()).
+ * re-roots it; checked in the qemu lane.) No cgroupfs is mounted in the
+ * zygote or a job; the group descriptor never reaches a job process (the
+ * leader closes it at the fork, close_range in leader_fds()).
  *
  * Sync points (sandbox.c numbering; the job's own sync socket):
  *   sync W  job -> supervisor     PC_WARM_HELLO + its pidfd
@@ -454,21 +455,13 @@ static void __attribute__((noreturn)) leader_supervise(pid_t job, int status_r, 
 
 static int recv_req(int sock, struct pc_warm_req *q, int *fds, int *nfds);
 
-/* cgroup v2: the job group the next leader is cloned into, -1: none.
- * groups: the supervisor sends them (it does on pure v2 only). */
+/* cgroup v2: the job group the next spare's job process is cloned into,
+ * -1: none. groups: the supervisor sends them (it does on pure v2 only).
+ * tid_addr: glibc's tid word of our thread (PR_GET_TID_ADDRESS), which a
+ * fork's child must have its own tid in (fork_into). */
 static int next_group = -1;
 static bool groups;
-
-/* CLONE_INTO_CGROUP: the leader is born in its job's group, so neither it
- * nor its job process runs anywhere else, and nothing is moved later (no
- * cgroup threadgroup lock on the job's path). A group is one leader's. */
-static void clone_into_group(struct clone_args *a)
-{
-	if (next_group >= 0) {
-		a->flags |= CLONE_INTO_CGROUP;
-		a->cgroup = (uint64_t)next_group;
-	}
-}
+static uint64_t tid_addr;
 
 static void group_used(void)
 {
@@ -605,7 +598,29 @@ struct spare {
 	sigjmp_buf zygote; /* where the job process resumes as the zygote's copy */
 	int sp[2];	   /* zygote <-> job process: the request */
 	int ready[2];	   /* leader -> zygote: the job process exists */
+	int group;	   /* cgroup v2: the job's group, -1: none */
 };
+
+/* The job process: a fork of the leader (a copy of the zygote), born in
+ * its job's group on v2 (CLONE_INTO_CGROUP: never moved, no cgroup
+ * threadgroup lock). The leader itself stays in the zygote's leaf: its
+ * memory is the zygote's, and an OOM kill in the job's group kills every
+ * process sharing the victim's memory (oom_kill.c), the zygote and all
+ * leaders with it. glibc's fork() cannot take a group: this is the clone
+ * its _Fork makes, with the child's tid in glibc's word (CHILD_SETTID). */
+static pid_t fork_into(int group)
+{
+	struct clone_args a = { .flags = CLONE_INTO_CGROUP | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
+				.child_tid = tid_addr,
+				.exit_signal = SIGCHLD,
+				.cgroup = (uint64_t)group };
+
+	if (group < 0)
+		return fork();
+	if (!tid_addr)
+		a.flags &= ~(uint64_t)(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID);
+	return (pid_t)syscall(SYS_clone3, &a, sizeof(a));
+}
 
 /* Closes every descriptor but keep[0..n-1] (ascending). */
 static void close_all_but(const int *keep, int n)
@@ -645,7 +660,7 @@ static int spare_leader(void *arg)
 	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
 	struct cmsghdr *c;
-	int sp = s->sp[1], ready = s->ready[1], jc[2], pfd[2], keep[6], sync_fd = -1;
+	int sp = s->sp[1], ready = s->ready[1], group = s->group, jc[2], pfd[2], keep[7], nkeep = 6, sync_fd = -1;
 	char one = 1;
 	pid_t job;
 
@@ -655,9 +670,13 @@ static int spare_leader(void *arg)
 	/* Nothing of the zygote's (its control socket, a job's descriptors
 	 * it holds) reaches the job process. */
 	keep[0] = sp, keep[1] = ready, keep[2] = jc[0], keep[3] = jc[1], keep[4] = pfd[0], keep[5] = pfd[1];
-	qsort(keep, 6, sizeof(int), cmp_int);
-	close_all_but(keep, 6);
-	job = fork();
+	if (group >= 0)
+		keep[nkeep++] = group;
+	qsort(keep, (size_t)nkeep, sizeof(int), cmp_int);
+	close_all_but(keep, nkeep);
+	job = fork_into(group);
+	if (group >= 0)
+		close(group);
 	if (job == 0) {
 		close(ready), close(jc[0]), close(pfd[0]);
 		if (spare_job_process(sp, jc[1], pfd[1]))
@@ -732,19 +751,19 @@ static int spawn_spare(void)
 	}
 	a.stack = (uint64_t)(uintptr_t)leaders[slot].stack;
 	a.parent_tid = a.child_tid = (uint64_t)(uintptr_t)&leaders[slot].tid;
+	s.group = next_group;
 	PyOS_BeforeFork();
 	if (sigsetjmp(s.zygote, 0)) {
 		/* The job process, with its job (spare_leader). */
 		PyOS_AfterFork_Child();
 		return 1;
 	}
-	clone_into_group(&a);
 	pid = pc_clone3_run(&a, spare_leader, &s);
-	group_used();
 	close(s.sp[1]), close(s.ready[1]);
 	while (pid > 0 && read(s.ready[0], &one, 1) < 0 && errno == EINTR)
 		;
 	close(s.ready[0]);
+	group_used(); /* the leader has its own copy, until its fork */
 	PyOS_AfterFork_Parent();
 	if (pid > 0 && one)
 		spare_fd = s.sp[0];
@@ -786,8 +805,13 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 			Py_RETURN_FALSE;
 		load_policy_filter(fds[0]);
 		close(fds[0]);
-		if (nfds == 2) /* cgroup v2: the first spare's group */
+		if (nfds == 2) { /* cgroup v2: the first spare's group */
+			int *tid = NULL;
+
 			groups = true, group_keep(fds[1]);
+			if (prctl(PR_GET_TID_ADDRESS, &tid, 0, 0, 0) == 0)
+				tid_addr = (uint64_t)(uintptr_t)tid;
+		}
 	}
 	if (spawn_spare())
 		Py_RETURN_TRUE;

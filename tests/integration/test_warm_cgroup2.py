@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import MUST_WORK
+from conftest import MUST_WORK, PYCELL
 from resctl import ABLATION, CG_ROOT, IS_ROOT, Isolated, cgroup_version
 from test_warm import WarmServer
 
@@ -110,7 +110,9 @@ def test_a_warm_job_sees_its_own_namespace_root(warm):
     status, doc = warm.run({"code": "print(open('/proc/self/cgroup').read(), end='')\n"
                                     "result = open('/proc/1/cgroup').read()"})
     assert status == 200 and doc["status"] == "ok", doc
-    assert doc["stdout"] == "0::/\n" and doc["result"] == "0::/\n"
+    # its leader lives beside its group, in the zygote's leaf: seen relative
+    # to the job's root, nothing of the host's path
+    assert doc["stdout"] == "0::/\n" and doc["result"] == "0::/../zygote\n", doc["result"]
     assert doc["metrics"]["warm"] is True and doc["metrics"]["cgroup_version"] == 2
 
 
@@ -133,13 +135,16 @@ def test_the_job_is_born_in_its_own_group_with_its_limits(warm):
 
         g = wait_for(running)
         assert g, [p.name for p in job_groups(tree)]
-        pids = wait_for(lambda: len(procs(g)) == 2 and procs(g))
-        # the leader (pid 1 of the job's namespaces) and the job process
-        # (pid 2): both born here, since the leader was cloned into it
-        assert pids and sorted(ns_pid(p) for p in pids) == [1, 2], pids
+        # the job process (pid 2 of the job's namespaces) alone: born here;
+        # its leader (pid 1) shares the zygote's memory and stays in the
+        # zygote's leaf, so no OOM kill in this group can reach the zygote
+        pids = procs(g)
+        assert [ns_pid(p) for p in pids] == [2], pids
         rel = "/" + str(g.relative_to(CG_ROOT))
-        for p in pids:
-            assert open(f"/proc/{p}/cgroup").read() == f"0::{rel}\n"
+        assert open(f"/proc/{pids[0]}/cgroup").read() == f"0::{rel}\n"
+        leader = int(open(f"/proc/{pids[0]}/status").read().split("\nPPid:")[1].split()[0])
+        assert ns_pid(leader) == 1
+        assert open(f"/proc/{leader}/cgroup").read() == f"0::/{tree.relative_to(CG_ROOT)}/zygote\n"
         assert (g / "pids.max").read_text().strip() == "24"
         cpu_max = (g / "cpu.max").read_text().split()
         if (g / "memory.swap.max").exists():
@@ -213,7 +218,7 @@ def test_the_job_cannot_reach_its_limits_or_the_zygote_tree(warm):
     assert doc["status"] == "ok", doc
     r = doc["result"]
     assert r["sys"] is False and not any("cgroup" in t for t in r["fstypes"]), r
-    assert r["self"] == "0::/\n" and r["pid1"] == "0::/\n"
+    assert r["self"] == "0::/\n" and r["pid1"] == "0::/../zygote\n"
     assert all(v != "written" for v in r["paths"].values()), r["paths"]
     assert not any("cgroup" in str(x) for x in r["fds"]["self"]), r["fds"]
     assert r["fds"]["1"] == 13, r["fds"]  # the leader is not dumpable: EACCES
@@ -248,7 +253,7 @@ def test_no_job_group_outlives_its_job(warm):
     assert wait_for(lambda: len(job_groups(tree)) == 1), job_groups(tree)
     (spare,) = job_groups(tree)
     assert (spare / "memory.max").read_text().strip() == "max"  # no job's limits yet
-    assert sorted(ns_pid(p) for p in procs(spare)) == [1, 2]
+    assert [ns_pid(p) for p in procs(spare)] == [2]  # the spare's job process
 
 
 def test_nothing_is_left_after_the_server_stops(tmp_path_factory):
@@ -306,3 +311,21 @@ def test_clone3_into_a_cgroup_roots_its_new_cgroup_namespace_at_its_own_group(tm
         iso.cleanup()
     # rooted at its own group, not at ours (which would show the path)
     assert out == "0::/\n", out
+
+
+def test_gc_removes_the_tree_of_a_killed_server(tmp_path_factory):
+    s = start(tmp_path_factory)
+    try:
+        assert s.run({"code": "result = 1"})[1]["result"] == 1
+        (tree,) = trees(s.iso)
+        s.proc.kill()
+        s.proc.wait()
+        os.unlink(s.sock)  # a killed server removes nothing: what `pycell gc` is for
+        assert tree.is_dir() and job_groups(tree)
+        # its zygote and spare die with it (parent-death signal, pid namespace)
+        assert wait_for(lambda: all(not procs(g) for g in [tree / "zygote", *job_groups(tree)]))
+        r = subprocess.run([PYCELL, "gc"], env=s.iso.env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r
+        assert not tree.exists()
+    finally:
+        stop(s)
