@@ -125,7 +125,7 @@ static void note_sources(struct server *s)
  * made: reload the policy and replace every zygote (in-flight jobs finish
  * on the old ones). One stat each per job. A policy that no longer loads
  * keeps the old one in force, and says so. */
-void pc_serve_check_sources(struct server *s)
+static void check_sources(struct server *s)
 {
 	struct pc_cli_common fresh = { .policy_arg = s->c.policy_arg, .rootfs_arg = s->c.rootfs_arg };
 	struct stat p = { 0 }, r = { 0 };
@@ -155,7 +155,7 @@ int pc_serve_start_task(struct server *s, struct conn *c)
 	int zi, k, p[2];
 	pid_t pid;
 
-	pc_serve_check_sources(s);
+	check_sources(s);
 	zi = s->next++ % s->pool;
 	if (s->z[zi].broken)
 		return 503;

@@ -408,6 +408,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	vfprintf(stderr, fmt, ap);
 }
 
+/* Not MHD_USE_TURBO: it closes a connection without EPOLL_CTL_DEL first,
+ * and a handler forked a moment before may still hold that socket, which
+ * keeps the registration (and a pointer to the freed connection) alive. */
 int pc_http_start(struct server *s, int lfd)
 {
 	struct MHD_Daemon *d;

@@ -127,7 +127,6 @@ struct server {
 };
 
 /* serve.c */
-void pc_serve_check_sources(struct server *s);
 /* Starts c's job in a forked handler; 0, or the HTTP status to refuse with. */
 int pc_serve_start_task(struct server *s, struct conn *c);
 
