@@ -16,8 +16,9 @@ import time
 import pytest
 
 from conftest import PYCELL
-from test_warm import ABLATION, WarmServer, descendants, our_cgroups
-from test_warm_metrics import leftovers, parse, post_raw, server_factory, wait_for  # noqa: F401 (fixture)
+from resctl import Isolated
+from test_warm import ABLATION, WarmServer, descendants
+from test_warm_metrics import parse, post_raw, server_factory, wait_for  # noqa: F401 (fixture)
 
 SLOW = "import time\nstart = time.time()\ntime.sleep({s})\nresult = start"
 
@@ -87,9 +88,9 @@ def test_a_queued_job_whose_client_left_never_runs(server_factory):
     assert sum(jobs.values()) == 2, jobs  # the first and the next; the dropped one never ran
 
 
-def test_sigterm_answers_running_and_queued_jobs_then_leaves_nothing():
-    before = our_cgroups()
-    s = WarmServer("--policy", ABLATION, "--max-inflight", "1", "--queue", "2")
+def test_sigterm_answers_running_and_queued_jobs_then_leaves_nothing(tmp_path):
+    iso = Isolated(tmp_path)
+    s = WarmServer("--policy", ABLATION, "--max-inflight", "1", "--queue", "2", env=iso.env)
     out, threads = {}, []
     try:
         for i, (key, value) in enumerate((("inflight", 1), ("queued", 1), ("queued", 2))):
@@ -109,11 +110,13 @@ def test_sigterm_answers_running_and_queued_jobs_then_leaves_nothing():
     finally:
         pid = s.proc.pid
         s.stop()
+        left = iso.job_groups()
+        iso.cleanup()
     assert [out[i][0] for i in range(3)] == [200, 200, 200]
     assert all(out[i][1]["status"] == "ok" for i in range(3))
     assert "stopped after" in s.stderr
     assert not descendants(pid)
-    assert not leftovers(before), "job cgroups were left behind"
+    assert not left, "job cgroups were left behind"
 
 
 def test_a_huge_head_is_refused_and_the_server_carries_on(server_factory):

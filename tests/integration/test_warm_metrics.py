@@ -8,7 +8,6 @@ Every server is stopped by its test, which checks that nothing is left
 behind (socket, processes, job cgroups)."""
 import json
 import math
-import os
 import re
 import shutil
 import socket
@@ -19,7 +18,8 @@ import time
 import pytest
 
 from conftest import PYCELL, REPO
-from test_warm import WarmServer, descendants, our_cgroups
+from resctl import Isolated
+from test_warm import WarmServer, descendants
 
 UNIT = REPO / "tools" / "pycell.service"
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"'
@@ -57,33 +57,26 @@ def L(**kw):
     return frozenset((k, f'"{v}"') for k, v in kw.items())
 
 
-def leftovers(before):
-    """Job cgroups made since `before` whose supervisor is gone: left behind
-    by us. Other suites on this host make job cgroups too; a group whose
-    owner still runs is theirs (or about to be removed by it)."""
-    deadline = time.time() + 5
-    while True:
-        left = {g for g in our_cgroups() - before if not os.path.exists(f"/proc/{g.split('-')[1]}")}
-        if not left or time.time() > deadline:
-            return left
-        time.sleep(0.1)
-
-
 @pytest.fixture
-def server_factory():
+def server_factory(tmp_path):
+    """Servers with a cgroup parent of their own (other suites on this host
+    make job groups at the same time): empty once each server has stopped."""
     made = []
-    before = our_cgroups()
+    iso = Isolated(tmp_path)
 
     def make(*args):
-        s = WarmServer(*args)
+        s = WarmServer(*args, env=iso.env)
         made.append(s)
         return s
     yield make
-    for s in made:
-        pid = s.proc.pid
-        s.stop()  # asserts the socket is gone
-        assert not descendants(pid), "processes of the server were left behind"
-    assert not leftovers(before), "job cgroups were left behind"
+    try:
+        for s in made:
+            pid = s.proc.pid
+            s.stop()  # asserts the socket is gone
+            assert not descendants(pid), "processes of the server were left behind"
+        assert not iso.job_groups(), "job cgroups were left behind"
+    finally:
+        iso.cleanup()
 
 
 def scrape(s):
