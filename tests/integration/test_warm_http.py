@@ -189,3 +189,34 @@ def test_tcp_listener_is_loopback_only(tmp_path, addr):
     assert p.returncode == 2
     assert "loopback address" in p.stderr and addr in p.stderr
     assert not sock.exists()
+
+
+def test_a_jobs_handler_holds_no_socket_of_the_http_side(server_factory):
+    """The handler is forked from the server mid-flight: it must drop the
+    listening socket, every client's socket (one it kept would hold that
+    client's end-of-file back until the job ends) and libmicrohttpd's epoll."""
+    s = server_factory("--policy", ABLATION)
+    zygotes = s.health()["zygotes"]
+    other = socket.socket(socket.AF_UNIX)  # a client mid-request when the handler is forked
+    other.connect(s.sock)
+    other.sendall(b"GET /health HTTP/1.1\r\n")
+    out = {}
+    t = submit(s, out, "slow", {"code": SLOW.format(s=1.5), "limits": {"wall_ms": 5000}})
+    wait_for(s, "inflight", 1)
+    inside = {p for z in zygotes for p in [z, *descendants(z)]}
+    handler = [p for p in descendants(s.proc.pid) if p not in inside]
+    assert len(handler) == 1
+    ours = set()  # the listening socket and the accepted ones carry the path
+    for line in open("/proc/net/unix").read().splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 8 and f[7] == s.sock:
+            ours.add(f"socket:[{f[6]}]")
+    assert len(ours) >= 3  # listening, the mid-request client's, the job's client's
+    links = {os.readlink(f"/proc/{handler[0]}/fd/{fd}") for fd in os.listdir(f"/proc/{handler[0]}/fd")}
+    assert not links & ours, links & ours
+    assert "anon_inode:[eventpoll]" not in links
+    other.sendall(b"Host: x\r\n\r\n")
+    assert other.recv(100).startswith(b"HTTP/1.1 200 ")
+    other.close()
+    t.join()
+    assert out["slow"][1]["status"] == "ok"
