@@ -162,16 +162,18 @@ def test_a_slow_client_is_cut_off_at_the_request_deadline(server_factory):
     assert s.run({"code": "result = 1"})[1]["result"] == 1
 
 
-def free_port():
-    with socket.socket() as p:
-        p.bind(("127.0.0.1", 0))
+def free_port(family, host):
+    with socket.socket(family) as p:
+        p.bind((host, 0))
         return p.getsockname()[1]
 
 
-def test_loopback_tcp_listener(server_factory):
-    port = free_port()
-    s = server_factory("--policy", ABLATION, "--listen-tcp", f"127.0.0.1:{port}")
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+@pytest.mark.parametrize("family,host,arg", [(socket.AF_INET, "127.0.0.1", "127.0.0.1:{}"),
+                                             (socket.AF_INET6, "::1", "[::1]:{}")])
+def test_loopback_tcp_listener(server_factory, family, host, arg):
+    port = free_port(family, host)
+    s = server_factory("--policy", ABLATION, "--listen-tcp", arg.format(port))
+    c = http.client.HTTPConnection(host, port, timeout=60)
     c.request("POST", "/v1/jobs", json.dumps({"code": "result = 6 * 7"}))
     r = c.getresponse()
     doc = json.loads(r.read())
