@@ -29,7 +29,8 @@
  *           or write it through /proc/1/mem or ptrace.
  *   job     pid 2, forked by its leader on the leader's stack; it returns
  *           to the zygote's stack (siglongjmp) only once it has its job.
- *           As a spare, it unmounts the zygote's tmpfs, mounts a proc of
+ *           As a spare, it copies the zygote's pages jobs write
+ *           (prefault.c), unmounts the zygote's tmpfs, mounts a proc of
  *           its pid namespace, brings lo up and sets the hostname, then
  *           waits for the request the zygote forwards to it: mounts a
  *           fresh tmpfs workdir, /tmp and /dev/shm, hands the job's sync
@@ -106,6 +107,7 @@
 
 #include "embed.h"
 #include "landlock.h"
+#include "prefault.h"
 #include "rawsys.h"
 #include "sync.h"
 #include "zygote.h"
@@ -568,8 +570,11 @@ static bool spare_job_process(int sp, int jc, int status_w)
 {
 	struct pc_warm_req q;
 	int fds[PC_WARM_MAX_FDS], nfds, errnum;
+	const char *failed;
+
+	pc_prefault_run();
 	/* The namespaces' own set-up, while no job waits for it. */
-	const char *failed = ns_prepare();
+	failed = ns_prepare();
 
 	errnum = errno;
 	/* EOF: the zygote retired, or replaced us. */
@@ -844,7 +849,38 @@ static PyObject *zy_serve(PyObject *self, PyObject *unused)
 	Py_RETURN_FALSE;
 }
 
+static PyObject *zy_prefault(PyObject *self, PyObject *arg)
+{
+	char *data;
+	Py_ssize_t len;
+
+	(void)self;
+	if (PyBytes_AsStringAndSize(arg, &data, &len) < 0)
+		return NULL;
+	if (pc_prefault_set(data, (size_t)len) < 0) {
+		PyErr_SetString(PyExc_ValueError, "prefault: malformed or too many ranges");
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *zy_written_pages(PyObject *self, PyObject *unused)
+{
+	const void *r;
+	size_t len;
+
+	(void)self, (void)unused;
+	if (pc_prefault_scan() < 0)
+		return PyErr_SetFromErrno(PyExc_OSError);
+	r = pc_prefault_ranges(&len);
+	return PyBytes_FromStringAndSize(r, (Py_ssize_t)len);
+}
+
 static PyMethodDef zy_methods[] = {
+	{ "prefault", zy_prefault, METH_O,
+	  "The probe's pages (pairs of u64 start, length) each job process copies ahead." },
+	{ "written_pages", zy_written_pages, METH_NOARGS,
+	  "In the prefault probe (a fork of the zygote): the runs of pages it wrote since the fork." },
 	{ "serve", zy_serve, METH_NOARGS,
 	  "Serve the supervisor's job requests; True in a job process, False when retired." },
 	{ NULL, NULL, 0, NULL },

@@ -78,6 +78,44 @@ def _cache_distributions():
     pycell_job.installed_distributions = installed_distributions
 
 
+def _probe():
+    """The pages every job process writes: a fork takes the steps each job
+    takes whatever its code (bootstrap, parse, check, guard, builtins, audit
+    hook, compile, result) on a constant job and reports the pages it wrote
+    (runtime/init/prefault.c)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            python = _boot.get("python") or {}
+            boot = pycell_job.loads('{"code": "x = 1", "input": null, "imports": [], "packages": []}')
+            tree, _ = pycell_job.pycell_check.parse(boot["code"])
+            pycell_job.missing_packages(boot["packages"])
+            pycell_job.pycell_check.check(tree, ["__future__"], python.get("denied_builtins") or ())
+            guard = pycell_job.pycell_guard.Guard(python, [], 4)
+            code = compile(tree, pycell_job.JOB_FILE, "exec", dont_inherit=True)
+            g = {"__builtins__": guard.builtins_dict()}
+            pycell_job.pycell_guard.make_audit_hook(4, pycell_job._trusted_files([]), (), True, None)
+            exec(code, g)
+            pycell_job.serialise(g.get("x"))
+            data = _pycell_zygote.written_pages()
+            while data:
+                data = data[os.write(w, data):]
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while True:
+        b = os.read(r, 1 << 16)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return b"".join(chunks)
+
+
 _boot = {}
 _preimport()
 _cache_distributions()
@@ -90,6 +128,10 @@ gc.freeze()
 try:
     os.close(4)  # the zygote reports nothing on a result pipe
 except OSError:
+    pass
+try:
+    _pycell_zygote.prefault(_probe())
+except (OSError, ValueError):  # no list: each job process faults its pages in itself
     pass
 if _pycell_zygote.serve():
     pycell_job.main()  # writes the report on fd 4 and exits

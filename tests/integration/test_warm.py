@@ -349,6 +349,13 @@ result = {'tries': out, 'leader': st['Name'].strip(), 'uid': st['Uid'].split()[0
         r = doc["result"]
         assert r["uid"] == str(r["me"])  # same uid: only dumpability and capabilities stand in the way
         assert r["tries"] == {k: 13 for k in r["tries"]}, r  # EACCES, every one
+    # Seen from the host: proc gives a non-dumpable process's files to root,
+    # a dumpable one's to its own uid (the zygote's is never root: a leased
+    # one, or the rootless caller's). The zygote's prefault probe (a fork of
+    # it that makes itself dumpable to read its own pagemap) left the
+    # zygote as it was.
+    for zpid in ablation.health()["zygotes"]:
+        assert os.stat(f"/proc/{zpid}/mem").st_uid == 0
 
 
 def test_a_warm_job_takes_no_uid_lease_of_its_own(tmp_path):
