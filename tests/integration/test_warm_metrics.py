@@ -190,6 +190,7 @@ def test_a_full_server_counts_its_503s(server_factory):
     assert m[("pycell_job_duration_seconds_bucket", L(le="1"))] == 0  # the timeout took 1.5 s
     # --jobs-per-zygote 2 counts the jobs a zygote was given: the second replaces it
     assert m[("pycell_zygote_replacements_total", frozenset())] == 0
+    wait_for(s, "inflight", 0)  # a slot is free once its handler has cleaned up and exited
     assert s.run({"code": "result = 1"})[1]["result"] == 1
     m = scrape(s)
     assert m[("pycell_zygote_replacements_total", frozenset())] == 1
