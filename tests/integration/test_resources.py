@@ -82,6 +82,15 @@ def test_cpu_rlimit_backstop_without_cgroups(iso):
     assert res.json["metrics"]["unapplied_limits"] == ["memory", "pids", "cpu"]
 
 
+def test_a_self_sent_sigxcpu_is_not_a_cpu_limit(iso):
+    """The signal alone is no evidence: the job's cpu time must be near its limit."""
+    env = dict(iso.env, PYCELL_CGROUP_VERSION="0")
+    code = "import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)"
+    res = run_job({"code": code, "limits": {"cpu_ms": 1000}}, "--policy", ABLATION, env=env)
+    assert res.code == "RUNTIME_ERROR", res
+    assert "signal 24" in res.json["error"]["message"], res
+
+
 def test_tmpfs_fill_is_disk_limit(iso):
     code = "f = open('/workspace/big', 'wb')\nwhile True:\n    f.write(b'x' * 1048576)"
     res = job(iso, code, tmpfs_mb=8, file_bytes=1024 * MiB)
