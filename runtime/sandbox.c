@@ -303,9 +303,12 @@ int pc_sync_recv(int fd, struct pc_sync_msg *m, int *passed_fd)
 	ssize_t n;
 
 	*passed_fd = -1;
+	/* ECONNRESET: the peer exited with one of our records unread (a child
+	 * that failed before reading go). It is reported once, ahead of the
+	 * records the peer queued before exiting, which the next call reads. */
 	do
 		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
+	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
 	if (n < 0)
 		return -errno;
 	c = CMSG_FIRSTHDR(&mh);

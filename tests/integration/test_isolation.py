@@ -197,6 +197,59 @@ def test_child_side_failure_is_reported_with_step_and_status_125(open_tmp):
     assert "exec pycell-init" in proc.stderr and "No such file or directory" in proc.stderr
 
 
+def _run_in_userns_without_net_namespaces(argv):
+    """argv as uid 65534 inside a user namespace (0 and 65534 mapped to
+    themselves) whose user.max_net_namespaces is 0: a limit on this namespace
+    only, checked again for every namespace nested in it."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r), os.close(go_w), os.close(err_r)
+            if libc.unshare(0x10000000) != 0:  # CLONE_NEWUSER
+                os._exit(90)
+            os.write(ready_w, b"u")
+            os.read(go_r, 1)
+            with open("/proc/sys/user/max_net_namespaces", "w") as f:
+                f.write("0")
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            os.dup2(err_w, 2)
+            os.execve(argv[0], argv, {"PATH": "/usr/bin:/bin", "PYCELL_CGROUP_VERSION": "0"})
+        finally:
+            os._exit(91)
+    os.close(ready_w), os.close(go_r), os.close(err_w)
+    try:
+        assert os.read(ready_r, 1) == b"u"
+        for name in ("uid_map", "gid_map"):
+            Path(f"/proc/{pid}/{name}").write_text("0 0 1\n65534 65534 1\n")
+        os.write(go_w, b"g")
+        err = b""
+        while chunk := os.read(err_r, 65536):
+            err += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(ready_r), os.close(go_w), os.close(err_r)
+    return os.waitstatus_to_exitcode(status), err.decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to map uid 65534 into a user namespace")
+def test_a_namespace_the_child_cannot_make_is_reported_with_its_step():
+    # clone3 makes only the user and pid namespaces; the child unshares mount,
+    # net, ipc and uts itself while the supervisor writes its id maps. When the
+    # kernel refuses one, the child's own step and errno come back (sync 2),
+    # not a failed map write to a process that already exited.
+    code, err = _run_in_userns_without_net_namespaces([PYCELL, "exec", "--policy", ABLATION, "-c", "print(1)"])
+    assert code == 125, err
+    assert "INTERNAL_ERROR: unshare mount, net, ipc and uts namespaces" in err, err
+    assert "No space left on device" in err, err
+
+
 def test_unreachable_rootfs_is_reported_from_the_child(tmp_path):
     # pytest's tmp dirs are 0700 root: the sandbox's unprivileged uid cannot
     # reach them, and the child says which step failed and why.
