@@ -51,7 +51,11 @@ int cg_write(int dirfd, const char *name, struct pc_error *err, const char *fmt,
 	return 0;
 }
 
-ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len)
+/* With `whole` set, a read that leaves room in buf ends it: a cgroup value
+ * file's text is one seq_file record, which the kernel hands over in one
+ * read when it fits (the EOF read would only return 0). Lists such as
+ * cgroup.procs come a page at a time and are read to EOF. */
+static ssize_t read_text(int dirfd, const char *name, char *buf, size_t len, bool whole)
 {
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	size_t got = 0;
@@ -67,9 +71,16 @@ ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len)
 		if (n == 0)
 			break;
 		got += (size_t)n;
+		if (whole && got + 1 < len)
+			break;
 	}
 	buf[got] = '\0';
 	return (ssize_t)got;
+}
+
+ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len)
+{
+	return read_text(dirfd, name, buf, len, false);
 }
 
 long long cg_read_key(int dirfd, const char *name, const char *key)
@@ -77,7 +88,7 @@ long long cg_read_key(int dirfd, const char *name, const char *key)
 	char buf[4096];
 	size_t klen = strlen(key);
 
-	if (cg_read(dirfd, name, buf, sizeof(buf)) < 0)
+	if (read_text(dirfd, name, buf, sizeof(buf), true) < 0)
 		return -1;
 	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
@@ -91,7 +102,7 @@ long long cg_read_ll(int dirfd, const char *name)
 	char buf[64], *end;
 	long long v;
 
-	if (cg_read(dirfd, name, buf, sizeof(buf)) <= 0)
+	if (read_text(dirfd, name, buf, sizeof(buf), true) <= 0)
 		return -1;
 	v = strtoll(buf, &end, 10);
 	return end == buf ? -1 : v;
@@ -120,29 +131,38 @@ int cg_mkdir_parents(int rootfd, const char *rel, struct pc_error *err)
 	}
 }
 
-void cg_kill_procs(int dirfd)
+/* SIGKILLs the pids listed in buf; true when any was signalled. */
+static bool kill_listed(char *buf)
+{
+	bool any = false;
+
+	for (char *s = buf; *s;) {
+		char *end;
+		long pid = strtol(s, &end, 10);
+		if (end == s)
+			break;
+		if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
+			any = true;
+		s = end;
+		while (*s == '\n')
+			s++;
+	}
+	return any;
+}
+
+bool cg_kill_procs(int dirfd)
 {
 	for (int round = 0; round < 100; round++) {
 		char buf[8192];
-		bool any = false;
+		ssize_t n = cg_read(dirfd, "cgroup.procs", buf, sizeof(buf));
 
-		if (cg_read(dirfd, "cgroup.procs", buf, sizeof(buf)) <= 0)
-			return;
-		for (char *s = buf; *s;) {
-			char *end;
-			long pid = strtol(s, &end, 10);
-			if (end == s)
-				break;
-			if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
-				any = true;
-			s = end;
-			while (*s == '\n')
-				s++;
-		}
-		if (!any)
-			return;
+		if (n <= 0)
+			return n == 0;
+		if (!kill_listed(buf))
+			return false;
 		nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
 	}
+	return false;
 }
 
 int cg_rmdir(int parentfd, const char *name)
@@ -159,6 +179,19 @@ int cg_rmdir(int parentfd, const char *name)
 	return -EBUSY;
 }
 
+int cg_remove_group(int parentfd, const char *name, int dirfd)
+{
+	if (unlinkat(parentfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EBUSY)
+		return -errno;
+	/* A task is still in it, or still leaving: kill what is listed, then
+	 * wait for the group to empty. */
+	if (dirfd >= 0)
+		(void)cg_kill_procs(dirfd);
+	return cg_rmdir(parentfd, name);
+}
+
 int cg_remove_tree(int parentfd, const char *name)
 {
 	_cleanup_close_ int fd = cg_open_dir(parentfd, name);
@@ -169,7 +202,7 @@ int cg_remove_tree(int parentfd, const char *name)
 		return errno == ENOENT ? 0 : -errno;
 	/* cgroup.kill takes every descendant too; v1 has none of these. */
 	if (cg_write(fd, "cgroup.kill", NULL, "1") < 0)
-		cg_kill_procs(fd);
+		(void)cg_kill_procs(fd);
 	if ((d = fdopendir(dup(fd)))) {
 		while ((de = readdir(d))) {
 			if (de->d_type == DT_DIR && de->d_name[0] != '.')
@@ -229,6 +262,15 @@ static void none_applied(struct pc_cgroup *cg)
 	snprintf(cg->unapplied, sizeof(cg->unapplied), "memory,pids,cpu");
 }
 
+struct cg_backend *cg_backend_alloc(void)
+{
+	struct cg_backend *b = calloc(1, sizeof(*b));
+
+	for (int i = 0; b && i < CG_V1_NCTL; i++)
+		b->dir[i] = b->pdir[i] = -1;
+	return b;
+}
+
 /* The common start of a group: env, detection, a fresh name under the
  * parent. *out is NULL when no usable hierarchy exists (version 0). */
 static int backend_new(struct pc_cgroup *cg, const char *prefix, struct cg_backend **out, struct pc_error *err)
@@ -239,11 +281,9 @@ static int backend_new(struct pc_cgroup *cg, const char *prefix, struct cg_backe
 	memset(cg, 0, sizeof(*cg));
 	cg->clone_fd = -1;
 	*out = NULL;
-	b = calloc(1, sizeof(*b));
+	b = cg_backend_alloc();
 	if (!b)
 		return pc_error_set(err, ENOMEM, "cgroup state");
-	for (int i = 0; i < CG_V1_NCTL; i++)
-		b->dir[i] = -1;
 	snprintf(b->root, sizeof(b->root), "%s", env_or("PYCELL_CGROUP_ROOT", "/sys/fs/cgroup"));
 	snprintf(b->parent, sizeof(b->parent), "%s", env_or("PYCELL_CGROUP_PARENT", PC_CGROUP_DEFAULT_PARENT));
 	if (!valid_parent(b->parent)) {
@@ -327,10 +367,8 @@ int pc_cgroup_prepare_adopt(struct pc_cgroup *cg, const struct pc_cgroup *tree, 
 
 	memset(cg, 0, sizeof(*cg));
 	cg->clone_fd = -1;
-	if (!t || !(b = calloc(1, sizeof(*b))))
+	if (!t || !(b = cg_backend_alloc()))
 		return pc_error_set(err, t ? ENOMEM : EINVAL, "cgroup state");
-	for (int i = 0; i < CG_V1_NCTL; i++)
-		b->dir[i] = -1;
 	b->version = 2;
 	b->adopt = true;
 	memcpy(b->limits, limits, sizeof(b->limits));
@@ -422,8 +460,10 @@ void pc_cgroup_destroy(struct pc_cgroup *cg)
 	if (!b)
 		return;
 	b->version == 2 ? cg_v2_destroy(b, cg->name) : cg_v1_destroy(b, cg->name);
-	for (int i = 0; i < CG_V1_NCTL; i++)
+	for (int i = 0; i < CG_V1_NCTL; i++) {
 		cleanup_closep(&b->dir[i]);
+		cleanup_closep(&b->pdir[i]);
+	}
 	free(b);
 	cg->backend = NULL;
 	cg->clone_fd = -1;

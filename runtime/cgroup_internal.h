@@ -15,8 +15,10 @@ struct cg_backend {
 	char root[PATH_MAX];	 /* mount root: /sys/fs/cgroup */
 	char parent[PATH_MAX];	 /* relative: "pycell" */
 	int dir[CG_V1_NCTL];	 /* job group per controller (v2: dir[0] only) */
+	int pdir[CG_V1_NCTL];	 /* its parent, kept for the rmdir (-1: none) */
 	bool shared[CG_V1_NCTL]; /* v1: same hierarchy as an earlier controller */
 	bool created[CG_V1_NCTL];
+	bool empty;			/* v1: cgroup.procs read empty since the attach (cg_v1_kill) */
 	uid_t owner;			/* v2 zygote tree: the zygote's host uid */
 	bool adopt;			/* v2 warm job: setup_parent adopts the group */
 	long long limits[PC_LIM_COUNT]; /* ... and then writes these */
@@ -37,10 +39,16 @@ long long cg_read_key(int dirfd, const char *name, const char *key);
 long long cg_read_ll(int dirfd, const char *name);
 /* mkdir -p of rel under rootfd. */
 int cg_mkdir_parents(int rootfd, const char *rel, struct pc_error *err);
-/* SIGKILLs every pid in dirfd/cgroup.procs until it reads empty. */
-void cg_kill_procs(int dirfd);
+/* SIGKILLs every pid in dirfd/cgroup.procs until it reads empty; true
+ * when it did (false: unreadable, or pids listed that cannot be killed). */
+bool cg_kill_procs(int dirfd);
 /* rmdir with a short retry: the last exiting task may still be leaving. */
 int cg_rmdir(int parentfd, const char *name);
+/* rmdir of a group believed empty: one unlinkat, and only when the group
+ * is busy the kill (of dirfd's pids) and the retrying rmdir. */
+int cg_remove_group(int parentfd, const char *name, int dirfd);
+/* A zeroed backend with every fd -1, or NULL (ENOMEM). */
+struct cg_backend *cg_backend_alloc(void);
 int cg_open_dir(int atfd, const char *rel);
 /* Kills what is in parentfd/name, removes its child groups, then it. */
 int cg_remove_tree(int parentfd, const char *name);

@@ -24,21 +24,67 @@ static int open_hierarchy(const struct cg_backend *b, int i)
 	return cg_open_dir(AT_FDCWD, path);
 }
 
-/* Creates parent/name in controller i; dir[i] gets the job group's fd. */
-static int make_group(struct cg_backend *b, int i, int rootfd, const char *name, struct pc_error *err)
+/* <root>/<controller>/<parent>, made on the first job under it. Opened
+ * straight away, not through the hierarchy's root: the parent exists for
+ * every job but the first. */
+static int open_parent(const struct cg_backend *b, int i, struct pc_error *err)
 {
-	char rel[PATH_MAX + 100];
-	int r;
+	_cleanup_close_ int rootfd = -1;
+	char path[2 * PATH_MAX + 16];
+	int fd, r;
 
+	snprintf(path, sizeof(path), "%s/%s/%s", b->root, cg_v1_controllers[i], b->parent);
+	if ((fd = cg_open_dir(AT_FDCWD, path)) >= 0)
+		return fd;
+	if (errno != ENOENT)
+		return pc_error_set(err, errno, "open cgroup '%s'", path);
+	if ((rootfd = open_hierarchy(b, i)) < 0)
+		return pc_error_set(err, errno, "open cgroup v1 hierarchy '%s/%s'", b->root, cg_v1_controllers[i]);
 	if ((r = cg_mkdir_parents(rootfd, b->parent, err)) < 0)
 		return r;
-	snprintf(rel, sizeof(rel), "%s/%s", b->parent, name);
-	if (mkdirat(rootfd, rel, 0755) < 0)
-		return pc_error_set(err, errno, "mkdir cgroup '%s/%s'", cg_v1_controllers[i], rel);
-	b->created[i] = true;
-	b->dir[i] = cg_open_dir(rootfd, rel);
+	if ((fd = cg_open_dir(rootfd, b->parent)) < 0)
+		return pc_error_set(err, errno, "open cgroup '%s'", path);
+	return fd;
+}
+
+/* The earlier controller whose hierarchy controller i shares, or -1. cpu
+ * and cpuacct are often one hierarchy ("cpu,cpuacct") behind two symlinks;
+ * asked only when the job group already exists there. */
+static int same_hierarchy(const struct cg_backend *b, int i)
+{
+	struct stat a, o;
+
+	if (fstat(b->pdir[i], &a) < 0)
+		return -1;
+	for (int j = 0; j < i; j++) {
+		if (b->pdir[j] >= 0 && fstat(b->pdir[j], &o) == 0 && o.st_dev == a.st_dev && o.st_ino == a.st_ino)
+			return j;
+	}
+	return -1;
+}
+
+/* Creates parent/name in controller i (or shares an earlier controller's
+ * group); dir[i] gets the job group's fd, pdir[i] its parent's. */
+static int make_group(struct cg_backend *b, int i, const char *name, struct pc_error *err)
+{
+	int r, j;
+
+	if ((r = open_parent(b, i, err)) < 0)
+		return r;
+	b->pdir[i] = r;
+	if (mkdirat(b->pdir[i], name, 0755) < 0) {
+		int e = errno;
+
+		if (e != EEXIST || (j = same_hierarchy(b, i)) < 0)
+			return pc_error_set(err, e, "mkdir cgroup '%s/%s/%s'", cg_v1_controllers[i], b->parent, name);
+		b->shared[i] = true;
+		b->dir[i] = fcntl(b->dir[j], F_DUPFD_CLOEXEC, 3);
+	} else {
+		b->created[i] = true;
+		b->dir[i] = cg_open_dir(b->pdir[i], name);
+	}
 	if (b->dir[i] < 0)
-		return pc_error_set(err, errno, "open cgroup '%s/%s'", cg_v1_controllers[i], rel);
+		return pc_error_set(err, errno, "open cgroup '%s/%s/%s'", cg_v1_controllers[i], b->parent, name);
 	return 0;
 }
 
@@ -52,12 +98,11 @@ static int write_limits(struct cg_backend *b, const long long *limits, struct pc
 	 * file is absent and swappiness 0 is the best v1 can do. */
 	if ((r = cg_write(b->dir[MEM], "memory.limit_in_bytes", err, "%lld", mem)) < 0)
 		return r;
-	if (faccessat(b->dir[MEM], "memory.memsw.limit_in_bytes", F_OK, 0) == 0) {
-		if ((r = cg_write(b->dir[MEM], "memory.memsw.limit_in_bytes", err, "%lld", mem)) < 0)
-			return r;
-	} else {
+	r = cg_write(b->dir[MEM], "memory.memsw.limit_in_bytes", NULL, "%lld", mem);
+	if (r == -ENOENT)
 		(void)cg_write(b->dir[MEM], "memory.swappiness", NULL, "0");
-	}
+	else if (r < 0)
+		return pc_error_set(err, -r, "write '%lld' to 'memory.memsw.limit_in_bytes'", mem);
 	if ((r = cg_write(b->dir[PIDS], "pids.max", err, "%lld", limits[PC_LIM_PIDS])) < 0)
 		return r;
 	if ((r = cg_write(b->dir[CPU], "cpu.cfs_period_us", err, "%d", CFS_PERIOD_US)) < 0)
@@ -67,27 +112,10 @@ static int write_limits(struct cg_backend *b, const long long *limits, struct pc
 
 int cg_v1_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err)
 {
-	struct stat st[CG_V1_NCTL];
 	int r;
 
 	for (int i = 0; i < CG_V1_NCTL; i++) {
-		_cleanup_close_ int rootfd = open_hierarchy(b, i);
-
-		if (rootfd < 0)
-			return pc_error_set(err, errno, "open cgroup v1 hierarchy '%s/%s'", b->root,
-					    cg_v1_controllers[i]);
-		if (fstat(rootfd, &st[i]) < 0)
-			return pc_error_set(err, errno, "stat cgroup v1 hierarchy '%s'", cg_v1_controllers[i]);
-		/* cpu and cpuacct are often one hierarchy ("cpu,cpuacct") behind
-		 * two symlinks: create the group once. */
-		for (int j = 0; j < i; j++) {
-			if (st[j].st_dev == st[i].st_dev && st[j].st_ino == st[i].st_ino) {
-				b->shared[i] = true;
-				b->dir[i] = fcntl(b->dir[j], F_DUPFD_CLOEXEC, 3);
-				break;
-			}
-		}
-		if (!b->shared[i] && (r = make_group(b, i, rootfd, name, err)) < 0)
+		if ((r = make_group(b, i, name, err)) < 0)
 			return r;
 	}
 	return write_limits(b, limits, err);
@@ -95,6 +123,7 @@ int cg_v1_prepare(struct cg_backend *b, const char *name, const long long *limit
 
 int cg_v1_attach(struct cg_backend *b, pid_t pid, struct pc_error *err)
 {
+	b->empty = false;
 	for (int i = 0; i < CG_V1_NCTL; i++) {
 		int r;
 		if (b->shared[i])
@@ -108,9 +137,12 @@ int cg_v1_attach(struct cg_backend *b, pid_t pid, struct pc_error *err)
 void cg_v1_kill(struct cg_backend *b)
 {
 	/* v1 has no cgroup.kill; pid 1's death takes the pid namespace down,
-	 * this catches whatever is left. */
-	if (b->dir[PIDS] >= 0)
-		cg_kill_procs(b->dir[PIDS]);
+	 * this catches whatever is left. Every controller's group holds the
+	 * same processes (all attached before the job ran), so one list does.
+	 * Once it reads empty nothing can enter again (only pycell attaches,
+	 * and a fork needs a living member): later calls return at once. */
+	if (!b->empty && b->dir[PIDS] >= 0)
+		b->empty = cg_kill_procs(b->dir[PIDS]);
 }
 
 int cg_v1_cpu_ns(struct cg_backend *b, long long *ns)
@@ -141,16 +173,8 @@ void cg_v1_stats(struct cg_backend *b, struct pc_cgroup_stats *st)
 void cg_v1_destroy(struct cg_backend *b, const char *name)
 {
 	for (int i = 0; i < CG_V1_NCTL; i++) {
-		_cleanup_close_ int rootfd = -1, pfd = -1;
-
-		if (!b->created[i])
-			continue;
-		if (b->dir[i] >= 0)
-			cg_kill_procs(b->dir[i]);
-		rootfd = open_hierarchy(b, i);
-		pfd = rootfd >= 0 ? cg_open_dir(rootfd, b->parent) : -1;
-		if (pfd >= 0)
-			(void)cg_rmdir(pfd, name);
+		if (b->created[i])
+			(void)cg_remove_group(b->pdir[i], name, b->dir[i]);
 		b->created[i] = false;
 	}
 }

@@ -75,10 +75,11 @@ int cg_v2_write_limits(int dir, const long long *limits, struct pc_error *err)
 			CPU_PERIOD_US);
 }
 
-/* parent/name, with the parent's levels made and their controllers on. */
+/* parent/name, with the parent's levels made and their controllers on;
+ * the parent stays open for the rmdir. */
 int cg_v2_make(struct cg_backend *b, const char *name, struct pc_error *err)
 {
-	_cleanup_close_ int rootfd = cg_open_dir(AT_FDCWD, b->root), pfd = -1;
+	_cleanup_close_ int rootfd = cg_open_dir(AT_FDCWD, b->root);
 	int r;
 
 	if (rootfd < 0)
@@ -87,13 +88,13 @@ int cg_v2_make(struct cg_backend *b, const char *name, struct pc_error *err)
 		return r;
 	if ((r = cg_v2_enable_controllers(rootfd, b->parent, err)) < 0)
 		return r;
-	pfd = cg_open_dir(rootfd, b->parent);
-	if (pfd < 0)
+	b->pdir[0] = cg_open_dir(rootfd, b->parent);
+	if (b->pdir[0] < 0)
 		return pc_error_set(err, errno, "open cgroup '%s'", b->parent);
-	if (mkdirat(pfd, name, 0755) < 0)
+	if (mkdirat(b->pdir[0], name, 0755) < 0)
 		return pc_error_set(err, errno, "mkdir cgroup '%s/%s'", b->parent, name);
 	b->created[0] = true;
-	b->dir[0] = cg_open_dir(pfd, name);
+	b->dir[0] = cg_open_dir(b->pdir[0], name);
 	if (b->dir[0] < 0)
 		return pc_error_set(err, errno, "open cgroup '%s/%s'", b->parent, name);
 	return 0;
@@ -148,15 +149,10 @@ void cg_v2_stats(struct cg_backend *b, struct pc_cgroup_stats *st)
 
 void cg_v2_destroy(struct cg_backend *b, const char *name)
 {
-	_cleanup_close_ int rootfd = -1, pfd = -1;
-
 	if (!b->created[0])
 		return;
 	cg_v2_kill(b);
-	rootfd = cg_open_dir(AT_FDCWD, b->root);
-	pfd = rootfd >= 0 ? cg_open_dir(rootfd, b->parent) : -1;
 	/* A zygote's tree holds its leaf and job groups. */
-	if (pfd >= 0)
-		(void)cg_remove_tree(pfd, name);
+	(void)cg_remove_tree(b->pdir[0], name);
 	b->created[0] = false;
 }

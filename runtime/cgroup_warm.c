@@ -104,7 +104,8 @@ int cg_v2_adopt(struct cg_backend *b, pid_t pid, char *name, size_t name_len, st
 	if (strncmp(rel, "job-", 4) != 0 || strchr(rel, '/') || strlen(rel) >= name_len)
 		return pc_error_set(err, EPERM, "the job process is in cgroup '%s', not a job group of its zygote",
 				    buf);
-	if ((rootfd = cg_open_dir(AT_FDCWD, b->root)) < 0 || (b->dir[0] = cg_open_dir(rootfd, buf + 4)) < 0)
+	if ((rootfd = cg_open_dir(AT_FDCWD, b->root)) < 0 || (b->pdir[0] = cg_open_dir(rootfd, b->parent)) < 0 ||
+	    (b->dir[0] = cg_open_dir(b->pdir[0], rel)) < 0)
 		return pc_error_set(err, errno, "open cgroup '%s'", buf + 4);
 	snprintf(name, name_len, "%s", rel);
 	b->created[0] = true; /* ours to remove from here on */

@@ -1,0 +1,42 @@
+"""cgroup v1 layouts this host does not have: cpu and cpuacct co-mounted as
+one hierarchy reached through two names (systemd's "cpu,cpuacct"). pycell
+makes the job's group there once (the second mkdir meets the first group:
+same directory, shared), enforces the limits and removes every group. The
+layout is rebuilt with bind mounts of this host's hierarchies in a private
+mount namespace, and PYCELL_CGROUP_ROOT points pycell at it."""
+import json
+import subprocess
+
+import pytest
+
+from conftest import PYCELL
+from resctl import ABLATION, CG_ROOT, IS_ROOT, Isolated, cgroup_version
+
+pytestmark = pytest.mark.skipif(not IS_ROOT or cgroup_version() != 1, reason="needs root on a cgroup v1 host")
+
+
+def run_in_layout(iso, root, layout, job):
+    binds = "; ".join(f"mkdir -p {root}/{name} && mount --bind {CG_ROOT}/{real} {root}/{name}"
+                      for name, real in layout.items())
+    env = dict(iso.env, PYCELL_CGROUP_ROOT=str(root))
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-ec",
+                        f'{binds}; exec "$0" run --policy {ABLATION} -', PYCELL],
+                       input=json.dumps(job).encode(), capture_output=True, env=env, timeout=120)
+    assert p.stdout, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_cpu_and_cpuacct_as_one_hierarchy(tmp_path):
+    iso = Isolated(tmp_path)
+    layout = {"memory": "memory", "pids": "pids", "cpu": "cpu", "cpuacct": "cpu"}
+    try:
+        ok = run_in_layout(iso, tmp_path / "cg", layout, {"code": "print('fine')"})
+        assert ok["status"] == "ok", ok
+        assert ok["metrics"]["cgroup_version"] == 1 and ok["metrics"]["unapplied_limits"] == [], ok
+        bomb = run_in_layout(iso, tmp_path / "cg", layout,
+                             {"code": "import os\nwhile True:\n    os.fork()", "limits": {"pids": 32}})
+        assert bomb["error"]["code"] == "PIDS_LIMIT", bomb
+        assert bomb["error"]["details"]["evidence"] == "pids.events max", bomb
+        assert iso.job_groups() == [], "job cgroups left behind"
+    finally:
+        iso.cleanup()
