@@ -20,8 +20,10 @@ static int open_hierarchy(const struct cg_backend *b, int i)
 {
 	char path[PATH_MAX + 16];
 
+	/* Followed: on systemd's v1 layout "cpu" and "cpuacct" are symlinks to
+	 * "cpu,cpuacct" (the host's own cgroupfs root, not a job's path). */
 	snprintf(path, sizeof(path), "%s/%s", b->root, cg_v1_controllers[i]);
-	return cg_open_dir(AT_FDCWD, path);
+	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 /* <root>/<controller>/<parent>, made on the first job under it. Opened

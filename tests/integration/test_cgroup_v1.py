@@ -15,9 +15,10 @@ from resctl import ABLATION, CG_ROOT, IS_ROOT, Isolated, cgroup_version
 pytestmark = pytest.mark.skipif(not IS_ROOT or cgroup_version() != 1, reason="needs root on a cgroup v1 host")
 
 
-def run_in_layout(iso, root, layout, job):
-    binds = "; ".join(f"mkdir -p {root}/{name} && mount --bind {CG_ROOT}/{real} {root}/{name}"
-                      for name, real in layout.items())
+def run_in_layout(iso, root, layout, job, links=None):
+    binds = "; ".join([f"mkdir -p {root}/{name} && mount --bind {CG_ROOT}/{real} {root}/{name}"
+                       for name, real in layout.items()] +
+                      [f"ln -sfn {target} {root}/{name}" for name, target in (links or {}).items()])
     env = dict(iso.env, PYCELL_CGROUP_ROOT=str(root))
     p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-ec",
                         f'{binds}; exec "$0" run --policy {ABLATION} -', PYCELL],
@@ -37,6 +38,27 @@ def test_cpu_and_cpuacct_as_one_hierarchy(tmp_path):
                              {"code": "import os\nwhile True:\n    os.fork()", "limits": {"pids": 32}})
         assert bomb["error"]["code"] == "PIDS_LIMIT", bomb
         assert bomb["error"]["details"]["evidence"] == "pids.events max", bomb
+        assert iso.job_groups() == [], "job cgroups left behind"
+    finally:
+        iso.cleanup()
+
+
+def test_cpu_and_cpuacct_as_symlinks_to_one_hierarchy(tmp_path):
+    """systemd's v1 layout: cpu -> cpu,cpuacct and cpuacct -> cpu,cpuacct.
+    The first job under a new parent makes that parent through the links.
+    (The stand-in hierarchy is this host's cpu one, which has no cpuacct
+    files, so cpu accounting cannot be checked here.)"""
+    iso = Isolated(tmp_path)
+    layout = {"memory": "memory", "pids": "pids", "cpu,cpuacct": "cpu"}
+    links = {"cpu": "cpu,cpuacct", "cpuacct": "cpu,cpuacct"}
+    try:
+        for _ in range(2):  # the first job makes the parent, the second finds it
+            ok = run_in_layout(iso, tmp_path / "cg", layout, {"code": "print('fine')"}, links)
+            assert ok["status"] == "ok", ok
+            assert ok["metrics"]["cgroup_version"] == 1 and ok["metrics"]["unapplied_limits"] == [], ok
+        bomb = run_in_layout(iso, tmp_path / "cg", layout,
+                             {"code": "import os\nwhile True:\n    os.fork()", "limits": {"pids": 32}}, links)
+        assert bomb["error"]["code"] == "PIDS_LIMIT", bomb
         assert iso.job_groups() == [], "job cgroups left behind"
     finally:
         iso.cleanup()
