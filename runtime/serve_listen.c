@@ -19,6 +19,31 @@
 
 #define BACKLOG 512
 
+/* The path appears only once the socket listens: bound under a temporary
+ * name beside it, then renamed into place, so a client that waits for the
+ * path never meets "connection refused" (bind comes before listen). A path
+ * too long for the temporary name is bound in place. */
+static int bind_listening(int fd, struct sockaddr_un *a, const char *path)
+{
+	char tmp[sizeof(a->sun_path)];
+	int n = snprintf(tmp, sizeof(tmp), "%s.%d~", path, (int)getpid());
+
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return bind(fd, (struct sockaddr *)a, sizeof(*a)) < 0 || listen(fd, BACKLOG) < 0 ? -1 : 0;
+	memcpy(a->sun_path, tmp, (size_t)n + 1);
+	unlink(tmp);
+	if (bind(fd, (struct sockaddr *)a, sizeof(*a)) < 0)
+		return -1;
+	if (listen(fd, BACKLOG) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 int pc_listen_unix(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -45,7 +70,7 @@ int pc_listen_unix(const char *path)
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	old = umask(0177); /* owner only, from the moment it exists */
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, BACKLOG) < 0) {
+	if (fd < 0 || bind_listening(fd, &a, path) < 0) {
 		umask(old);
 		fprintf(stderr, "pycell serve: cannot listen on '%s': %s\n", path, strerror(errno));
 		if (fd >= 0)

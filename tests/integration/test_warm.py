@@ -50,6 +50,8 @@ class WarmServer:
                 self.stop()
                 pytest.fail(f"pycell serve did not start: {err}")
             time.sleep(0.02)
+        # bound under a temporary name and renamed once listening: nothing else is left
+        assert os.listdir(self.dir) == ["s.sock"], os.listdir(self.dir)
 
     def request(self, method, path, body=None, headers=None):
         c = UnixHTTP(self.sock)
