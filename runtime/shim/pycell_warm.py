@@ -105,15 +105,9 @@ def _probe():
         finally:
             os._exit(0)
     os.close(w)
-    chunks = []
-    while True:
-        b = os.read(r, 1 << 16)
-        if not b:
-            break
-        chunks.append(b)
-    os.close(r)
+    data = pycell_job._read_fd(r)
     os.waitpid(pid, 0)
-    return b"".join(chunks)
+    return data
 
 
 _boot = {}
