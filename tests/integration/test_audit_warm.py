@@ -6,11 +6,8 @@ cold audit passes must pass warm, a weakened served policy FAILs the same
 lines, and the audit leaves the pool, the cgroups, the leases and the
 process tree as it found them."""
 import json
-import os
-import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -18,62 +15,18 @@ import pytest
 
 from conftest import PYCELL, REPO
 from resctl import IS_ROOT, Isolated, leased_uid_processes
-from test_warm import UnixHTTP, descendants
+from test_warm import WarmServer, descendants
 
 POLICIES = REPO / "tests" / "policies"
 WEAK = str(POLICIES / "weak-noseccomp.json")
 
 
-class Server:
+class Server(WarmServer):
     """A `pycell serve` with the test's private cgroup parent and leases."""
 
     def __init__(self, iso, *args):
+        super().__init__(*args, env=iso.env)
         self.iso = iso
-        self.dir = tempfile.mkdtemp(prefix="pycell-audit-warm-")
-        self.sock = os.path.join(self.dir, "s.sock")
-        self.proc = subprocess.Popen([PYCELL, "serve", "--socket", self.sock, *args], env=iso.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 30
-        while not self.listening():
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                pytest.fail(f"pycell serve did not start: {self.stderr}")
-            time.sleep(0.02)
-
-    def listening(self):
-        # The socket's path exists from bind(), a moment before listen().
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
-            return c.connect_ex(self.sock) == 0
-
-    def request(self, method, path, body=None):
-        c = UnixHTTP(self.sock)
-        c.request(method, path, body)
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r.status, data
-
-    def health(self):
-        status, data = self.request("GET", "/health")
-        assert status == 200
-        return json.loads(data)
-
-    def run(self, code):
-        status, data = self.request("POST", "/run", json.dumps({"code": code}))
-        return status, json.loads(data)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.stderr = self.proc.stderr.read()
-        self.proc.stderr.close()
-        assert not os.path.exists(self.sock), "the socket file was left behind"
-        os.rmdir(self.dir)
 
 
 def audit(iso, *args, timeout=120):
@@ -164,7 +117,7 @@ def test_text_and_markdown_reports_say_warm(iso, default):
 
 def test_the_audit_leaves_the_pool_cgroups_and_processes_alone(iso, default):
     pid = default.proc.pid
-    assert default.run("result = 1")[1]["status"] == "ok"
+    assert default.run({"code": "result = 1"})[1]["status"] == "ok"
     h0 = default.health()
     assert settled(pid, h0["zygotes"]) == set(h0["zygotes"])
     leases0 = iso.leases()  # once the last job's handler has released its own
@@ -172,7 +125,7 @@ def test_the_audit_leaves_the_pool_cgroups_and_processes_alone(iso, default):
 
     def jobs():  # the pool keeps serving while the audit runs
         for n in range(6):
-            results.append(default.run(f"result = {n} * 7"))
+            results.append(default.run({"code": f"result = {n} * 7"}))
 
     t = threading.Thread(target=jobs)
     t.start()
@@ -191,7 +144,7 @@ def test_the_audit_leaves_the_pool_cgroups_and_processes_alone(iso, default):
         others = [q for q in leased_uid_processes()
                   if int(open(f"/proc/{q}/status").read().split("Uid:")[1].split()[1]) not in pool_uids]
         assert others == [], "a process of another leased uid is alive"
-    status, doc = default.run("print('after')")
+    status, doc = default.run({"code": "print('after')"})
     assert status == 200 and doc["stdout"] == "after\n"
 
 
@@ -256,11 +209,11 @@ def test_server_mode_audits_the_servers_policy_only(iso, default):
 
 
 def test_the_route_wants_post_without_a_body(default):
-    status, data = default.request("GET", "/v1/audit")
+    status, _, data = default.request("GET", "/v1/audit")
     assert status == 405 and json.loads(data)["error"]["code"] == "HTTP_405"
-    status, data = default.request("POST", "/v1/audit", "{}")
+    status, _, data = default.request("POST", "/v1/audit", "{}")
     assert status == 400 and json.loads(data)["error"]["code"] == "HTTP_400"
-    status, data = default.request("POST", "/v1/audit", "")
+    status, _, data = default.request("POST", "/v1/audit", "")
     doc = json.loads(data)
     assert status == 200 and doc["mode"] == "warm" and doc["ok"] is True
 
@@ -273,9 +226,9 @@ def test_a_job_the_server_cannot_run_is_a_runtime_error_with_its_reason(iso, tmp
     cold = audit(iso, "--policy", str(pol))
     s = Server(iso, "--policy", str(pol))
     try:
-        status, data = s.request("POST", "/v1/audit", "")
+        status, _, data = s.request("POST", "/v1/audit", "")
         p = audit(iso, "--server", s.sock)
-        ok = s.run("result = 1")  # the pool still answers (ok or TIMEOUT: 1 ms is tight even warm)
+        ok = s.run({"code": "result = 1"})  # the pool still answers (ok or TIMEOUT: 1 ms is tight even warm)
     finally:
         s.stop()
     assert cold.returncode == 125 and "the evidence job failed" in cold.stderr and "TIMEOUT" in cold.stderr
