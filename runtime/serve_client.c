@@ -89,16 +89,8 @@ static char *read_answer(int fd, size_t *len)
 static int send_request(int fd, const char *head, const char *body, size_t len)
 {
 	struct iovec v[2] = { { (void *)head, strlen(head) }, { (void *)body, len } };
-	ssize_t n = writev(fd, v, 2);
 
-	if (n < 0 && errno != EINTR)
-		return -1;
-	if (n < 0)
-		n = 0;
-	if ((size_t)n < v[0].iov_len)
-		return write_all(fd, head + n, v[0].iov_len - (size_t)n) < 0 ? -1 : write_all(fd, body, len);
-	n -= (ssize_t)v[0].iov_len;
-	return write_all(fd, body + n, len - (size_t)n);
+	return writev_all(fd, v, 2) < 0 ? -1 : 0;
 }
 
 static int exit_for(int http, const char *body)

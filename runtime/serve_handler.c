@@ -24,24 +24,10 @@ static void send_answer(int wfd, struct outcome *o, const char *body)
 {
 	size_t len = strlen(body);
 	struct iovec v[3] = { { o, sizeof(*o) }, { (void *)body, len }, { "\n", 1 } };
-	size_t left = sizeof(*o) + len + 1;
-	ssize_t n;
-	int i = 0;
 
 	o->magic = OUTCOME_MAGIC;
 	o->len = (uint32_t)(len + 1);
-	while (left) {
-		n = writev(wfd, v + i, 3 - i);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return; /* the server is gone */
-		left -= (size_t)n;
-		for (; i < 3 && (size_t)n >= v[i].iov_len; i++)
-			n -= (ssize_t)v[i].iov_len;
-		if (i < 3)
-			v[i].iov_base = (char *)v[i].iov_base + n, v[i].iov_len -= (size_t)n;
-	}
+	(void)writev_all(wfd, v, 3); /* a failure: the server is gone */
 }
 
 /* Audit first (it reads the document), then answer; consumes res. */

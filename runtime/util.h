@@ -41,6 +41,9 @@ static inline int steal_fd(int *fd)
 
 /* Write all of buf, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buf, size_t len);
+struct iovec;
+/* Write all of v[0..cnt), retrying on EINTR and short writes; v is consumed. */
+int writev_all(int fd, struct iovec *v, int cnt);
 /* Monotonic clock in nanoseconds. */
 long long now_ns(void);
 
