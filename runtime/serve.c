@@ -7,10 +7,11 @@
  *            driven from here), the result pipes of the running handlers
  *            and the queued clients' sockets. It reads every request and
  *            writes every answer; /health and /metrics are answered here.
- *   handler  one per job (serve_handler.c), forked when the job gets one of
- *            --max-inflight slots: runs it through its zygote with the cold
- *            pipeline and writes the answer on its result pipe. Jobs beyond
- *            the slots wait in a FIFO queue of --queue; past that, 503.
+ *   handler  one per running job (serve_handler.c, serve_worker.c), forked
+ *            once and reused: runs the job through its zygote with the
+ *            cold pipeline and writes the answer on its result pipe. At most
+ *            --max-inflight run at once; more jobs wait in a FIFO queue of
+ *            --queue; past that, 503.
  *   zygote   pycell-init --zygote, pid 1 of its own sandbox.
  * Zygotes are replaced after --jobs-per-zygote jobs, when one dies, when a
  * handler reports an anomaly, and when the policy or rootfs changes. A
@@ -47,6 +48,7 @@ static int start_zygote(struct server *s, int i)
 
 	pc_zygote_init(&s->z[i]);
 	s->gen[i]++;
+	s->epoch++;
 	if (pc_zygote_start(&s->z[i], &s->c.policy, &s->c.paths, s->c.rootfs, &err) < 0) {
 		fprintf(stderr, "pycell serve: cannot start a zygote: %s\n", err.msg);
 		s->z[i].broken = true;
@@ -69,6 +71,7 @@ static void replace_zygote(struct server *s, int i)
 		pc_zygote_stop(&s->z[i]);
 	s->replaced++;
 	start_zygote(s, i);
+	pc_worker_retire_stale(s);
 }
 
 static void reap(struct server *s)
@@ -77,15 +80,8 @@ static void reap(struct server *s)
 	pid_t p;
 
 	while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (i = 0; i < MAX_HANDLERS; i++) {
-			if (s->h[i].pid != p)
-				continue;
-			s->h[i].pid = 0;
-			s->inflight--;
-			if (WIFEXITED(st) && WEXITSTATUS(st) == HANDLER_ZYGOTE_BROKEN &&
-			    s->gen[s->h[i].zi] == s->h[i].gen)
-				s->z[s->h[i].zi].broken = true;
-		}
+		if (pc_worker_reaped(s, p, st))
+			continue;
 		for (i = 0; i < MAX_RETIRED; i++) {
 			if (s->retired[i].sb.pid == p) {
 				s->retired[i].sb.pid = -1;
@@ -152,34 +148,12 @@ static void check_sources(struct server *s)
 
 int pc_serve_start_task(struct server *s, struct conn *c)
 {
-	int zi, k, p[2];
-	pid_t pid;
+	int zi;
 
 	check_sources(s);
 	zi = s->next++ % s->pool;
-	if (s->z[zi].broken)
+	if (s->z[zi].broken || pc_worker_dispatch(s, c, zi) < 0)
 		return 503;
-	for (k = 0; k < MAX_HANDLERS && s->h[k].pid; k++)
-		;
-	if (k == MAX_HANDLERS || pipe2(p, O_CLOEXEC) < 0)
-		return 503;
-	pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		pc_http_close_in_child(s);
-		close(s->sfd);
-		sigprocmask(SIG_SETMASK, &(sigset_t){ { 0 } }, NULL);
-		pc_handler_main(s, &s->z[zi], c, p[1]);
-	}
-	close(p[1]);
-	if (pid < 0) {
-		close(p[0]);
-		return 503;
-	}
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	c->rfd = p[0];
-	s->h[k].pid = pid, s->h[k].zi = zi, s->h[k].gen = s->gen[zi];
-	s->inflight++;
 	if (s->jobs_per_zygote > 0 && ++s->z[zi].jobs >= s->jobs_per_zygote)
 		replace_zygote(s, zi);
 	return 0;
@@ -203,31 +177,38 @@ static void on_signals(struct server *s)
 	reap(s);
 }
 
-/* The poll set: signals, each daemon's epoll fd, the running handlers'
- * result pipes, and the queued clients (a hang-up drops the job). */
-static int fill(struct server *s, struct pollfd *p, struct conn **who, int max)
+/* The poll set: signals, each daemon's epoll fd, the handlers' channels,
+ * the running jobs' result pipes, and the queued clients (a hang-up drops
+ * the job). */
+static int fill(struct server *s, struct pollfd *p, struct conn **who, struct worker **wof, int max)
 {
 	int n = 0;
 
 	p[n++] = (struct pollfd){ .fd = s->sfd, .events = POLLIN };
 	for (int i = 0; i < s->n_daemons; i++)
 		p[n++] = (struct pollfd){ .fd = pc_http_epoll_fd(s, i), .events = POLLIN };
+	for (int i = 0; i < MAX_HANDLERS; i++) {
+		if (s->w[i].fd >= 0)
+			who[n] = NULL, wof[n] = &s->w[i],
+			p[n++] = (struct pollfd){ .fd = s->w[i].fd, .events = POLLIN };
+	}
 	for (struct conn *c = s->conns; c && n < max; c = c->next) {
 		if (c->rfd >= 0)
-			who[n] = c, p[n++] = (struct pollfd){ .fd = c->rfd, .events = POLLIN };
+			wof[n] = NULL, who[n] = c, p[n++] = (struct pollfd){ .fd = c->rfd, .events = POLLIN };
 		else if (c->queued)
-			who[n] = c, p[n++] = (struct pollfd){ .fd = c->fd, .events = POLLRDHUP };
+			wof[n] = NULL, who[n] = c, p[n++] = (struct pollfd){ .fd = c->fd, .events = POLLRDHUP };
 	}
 	return n;
 }
 
 static int serve_loop(struct server *s)
 {
-	static struct pollfd p[1 + MAX_DAEMONS + MAX_HANDLERS + MAX_QUEUE];
+	static struct pollfd p[1 + MAX_DAEMONS + 2 * MAX_HANDLERS + MAX_QUEUE];
 	static struct conn *who[ARRAY_SIZE(p)];
+	static struct worker *wof[ARRAY_SIZE(p)];
 
 	while (!s->stopping || s->inflight > 0 || s->qhead || !pc_http_idle(s)) {
-		int n = fill(s, p, who, (int)ARRAY_SIZE(p));
+		int n = fill(s, p, who, wof, (int)ARRAY_SIZE(p));
 
 		if (poll(p, (nfds_t)n, pc_http_timeout(s)) < 0 && errno != EINTR)
 			return -1;
@@ -236,7 +217,10 @@ static int serve_loop(struct server *s)
 		for (int i = 1 + s->n_daemons; i < n; i++) {
 			if (!p[i].revents)
 				continue;
-			if (who[i]->rfd == p[i].fd)
+			if (wof[i]) {
+				if (wof[i]->fd == p[i].fd) /* still open: on_signals may have reaped it */
+					pc_worker_on_channel(s, wof[i]);
+			} else if (who[i]->rfd == p[i].fd)
 				pc_http_read_result(s, who[i]);
 			else if (who[i]->queued)
 				pc_http_drop_queued(s, who[i]);
@@ -355,6 +339,8 @@ int pc_cmd_serve(int argc, char **argv)
 		pc_zygote_init(&s.z[i]);
 	for (i = 0; i < MAX_RETIRED; i++)
 		pc_zygote_init(&s.retired[i]);
+	for (i = 0; i < MAX_HANDLERS; i++)
+		s.w[i].fd = -1;
 	note_sources(&s);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM), sigaddset(&mask, SIGINT), sigaddset(&mask, SIGHUP), sigaddset(&mask, SIGCHLD);
@@ -367,6 +353,7 @@ int pc_cmd_serve(int argc, char **argv)
 		fprintf(stderr, "pycell serve: listening on '%s' (pool %d, policy '%s')\n", s.socket_path, s.pool,
 			s.c.policy.name);
 		rc = serve_loop(&s);
+		pc_worker_stop_all(&s);
 		pc_http_stop(&s);
 		unlink(s.socket_path);
 		fprintf(stderr, "pycell serve: stopped after %lu requests (%lu zygote replacements)\n", s.served,

@@ -1,15 +1,24 @@
-/* The handler `pycell serve` forks for each job (serve.c): it runs one job
- * through its zygote with the cold pipeline (pc_run_job with r.zygote set)
- * and writes the answer on its result pipe as one struct outcome and the
- * document, then closes the pipe: the server answers from that while the
- * handler removes the job's cgroup. It never touches the client's socket.
- * Exits 0, or HANDLER_ZYGOTE_BROKEN when the zygote misbehaved. */
+/* A `pycell serve` handler (serve_worker.c forks it): a loop over the
+ * requests on its channel. Each job runs through its zygote with the cold
+ * pipeline (pc_run_job with r.zygote set); the answer goes on the job's
+ * result pipe as one struct outcome and the document, then the pipe is
+ * closed: the server answers from that while the handler removes the
+ * job's cgroup, then says on the channel that it is free. It never touches
+ * the client's socket. Each job leaves nothing behind in it (no descriptor,
+ * no memory: tests/integration/test_warm_http.py counts them). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "auditlog.h"
 #include "job.h"
@@ -94,18 +103,77 @@ static void run_job(struct server *s, struct pc_zygote *z, int wfd, const char *
 	pc_job_free(&job);
 }
 
-void pc_handler_main(struct server *s, struct pc_zygote *z, const struct conn *c, int wfd)
+/* The next request: its head, the result pipe and the body (NUL-ended).
+ * 1, or 0 at EOF or on anything malformed (the server is gone or broken). */
+static int next_work(int ch, struct work *q, int *wfd, char **body)
 {
-	if (c->route == R_AUDIT) {
-		struct outcome o = { 0 };
-		int http = 500;
-		_cleanup_free_ char *doc = pc_serve_audit(&s->c, z, c->method, c->len, &http);
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec v = { q, sizeof(*q) };
+	struct msghdr mh = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	ssize_t n;
 
-		o.http = (uint16_t)(doc ? http : 500);
-		send_answer(wfd, &o, doc ? doc : "{\"error\": {\"code\": \"HTTP_500\"}}");
-		close(wfd);
-	} else {
-		run_job(s, z, wfd, c->body, c->len);
+	*wfd = -1, *body = NULL;
+	do
+		n = recvmsg(ch, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+	while (n < 0 && errno == EINTR);
+	cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(wfd, CMSG_DATA(cm), sizeof(int));
+	if (n != (ssize_t)sizeof(*q) || *wfd < 0 || q->magic != WORK_MAGIC || q->zi >= MAX_POOL ||
+	    !(*body = malloc((size_t)q->len + 1)))
+		goto bad;
+	q->method[sizeof(q->method) - 1] = '\0';
+	for (size_t off = 0; off < q->len; off += (size_t)n) {
+		do
+			n = read(ch, *body + off, q->len - off);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			goto bad;
 	}
-	_exit(z->broken ? HANDLER_ZYGOTE_BROKEN : 0);
+	(*body)[q->len] = '\0';
+	return 1;
+bad:
+	if (*wfd >= 0)
+		close(*wfd);
+	free(*body);
+	return 0;
+}
+
+static void do_audit(struct server *s, struct pc_zygote *z, const struct work *q, int wfd)
+{
+	struct outcome o = { 0 };
+	int http = 500;
+	_cleanup_free_ char *doc = pc_serve_audit(&s->c, z, q->method, q->len, &http);
+
+	o.http = (uint16_t)(doc ? http : 500);
+	send_answer(wfd, &o, doc ? doc : "{\"error\": {\"code\": \"HTTP_500\"}}");
+	close(wfd);
+}
+
+void pc_handler_main(struct server *s, int ch)
+{
+	struct work q;
+	char *body, done;
+	int wfd;
+
+	while (next_work(ch, &q, &wfd, &body)) {
+		struct pc_zygote *z = &s->z[q.zi];
+
+		if (q.route == R_AUDIT)
+			do_audit(s, z, &q, wfd);
+		else
+			run_job(s, z, wfd, body, q.len);
+		free(body);
+		done = z->broken ? WORK_DONE_BAD : q.route == R_AUDIT ? WORK_DONE_END : WORK_DONE;
+		if (write(ch, &done, 1) != 1)
+			break;
+	}
+#if defined(__SANITIZE_ADDRESS__)
+	__lsan_do_leak_check(); /* _exit skips it: every job's memory must be gone by now */
+#endif
+	_exit(0);
 }

@@ -3,13 +3,13 @@
  * Each daemon runs in MHD_USE_EPOLL mode: its epoll descriptor sits in
  * serve.c's one poll loop beside the signalfd and the handlers' result
  * pipes, and MHD_run does its work without blocking. The server stays one
- * thread, so forking a job's handler from it is safe (fork copies only the
+ * thread, so forking a handler from it is safe (fork copies only the
  * calling thread: a lock held by another thread would stay locked forever
  * in the child).
  *
  * A request's life (one per connection: every answer says Connection: close):
  *   head arrived      route, method, Content-Length checks (404 405 411 413 501)
- *   body arrived      a job: a free slot forks its handler at once; else it
+ *   body arrived      a job: a free slot hands it to a handler at once; else it
  *                     waits in the FIFO queue; a full queue answers 503. A
  *                     running or queued request's connection is suspended
  *                     (MHD_ALLOW_SUSPEND_RESUME): MHD does not touch it.
@@ -203,7 +203,7 @@ static void on_complete(struct server *s, struct conn *c)
 		return set_error(s, c, 503, "SHUTTING_DOWN", "the server is shutting down");
 	if (s->inflight < s->max_inflight && !s->qhead) {
 		if ((st = pc_serve_start_task(s, c)) != 0)
-			return set_error(s, c, 503, "BUSY", "no zygote ready or cannot fork a handler");
+			return set_error(s, c, 503, "BUSY", "no zygote ready or no handler");
 	} else if (s->qlen < s->max_queue) {
 		c->queued = true;
 		*s->qtail = c;
@@ -354,7 +354,7 @@ void pc_http_dequeue(struct server *s)
 		}
 		unqueue(s, c);
 		if (pc_serve_start_task(s, c) != 0) {
-			set_error(s, c, 503, "BUSY", "no zygote ready or cannot fork a handler");
+			set_error(s, c, 503, "BUSY", "no zygote ready or no handler");
 			resume(s, c);
 		}
 	}

@@ -1,7 +1,8 @@
 /* `pycell serve` internals, shared by its files (docs/warm.md):
  *   serve.c          the entry point, the poll loop, signals, the zygote pool
  *   serve_http.c     libmicrohttpd: the daemons, requests, the queue, answers
- *   serve_handler.c  the forked per-job handler
+ *   serve_worker.c   the handler processes: forked once, reused for jobs
+ *   serve_handler.c  a handler's loop: one job (or audit) per request
  *   serve_metrics.c  /metrics and /health documents, the counters
  *   serve_listen.c   the listening sockets (Unix, loopback TCP) */
 #ifndef PYCELL_SERVE_INTERNAL_H
@@ -16,15 +17,15 @@
 #include "cli.h"
 #include "zygote.h"
 
-#define MAX_POOL	      8
-#define MAX_RETIRED	      32
-#define MAX_HANDLERS	      256
-#define MAX_QUEUE	      4096
-#define MAX_DAEMONS	      2 /* the Unix socket, optionally loopback TCP */
-#define HANDLER_ZYGOTE_BROKEN 3
-#define MAX_CODES	      48 /* distinct (status, error code) pairs counted; more go to "OTHER" */
-#define MAX_HTTP	      16 /* distinct HTTP statuses counted */
-#define MAX_RESULT	      (256u << 20)
+#define MAX_POOL     8
+#define MAX_RETIRED  32
+#define MAX_HANDLERS 256
+#define MAX_QUEUE    4096
+#define MAX_DAEMONS  2	  /* the Unix socket, optionally loopback TCP */
+#define HANDLER_JOBS 1000 /* a handler is replaced after this many */
+#define MAX_CODES    48	  /* distinct (status, error code) pairs counted; more go to "OTHER" */
+#define MAX_HTTP     16	  /* distinct HTTP statuses counted */
+#define MAX_RESULT   (256u << 20)
 
 /* What a handler tells the server about its answer, at the head of its
  * result pipe; `len` bytes of body follow. */
@@ -38,6 +39,22 @@ struct outcome {
 	uint32_t len;	/* body bytes that follow */
 };
 #define OUTCOME_MAGIC 0x70636f32u
+
+/* The server's request to an idle handler on its channel (a stream
+ * socket), with the write end of the job's result pipe (SCM_RIGHTS); `len`
+ * body bytes follow. The handler answers on the result pipe, then writes
+ * one byte on the channel once the job is cleaned up: its slot is free. */
+struct work {
+	uint32_t magic;
+	uint8_t route; /* enum route */
+	uint8_t zi;    /* the zygote: s->z[zi] in the handler's copy */
+	char method[16];
+	uint32_t len;
+};
+#define WORK_MAGIC    0x70637732u
+#define WORK_DONE     'd'
+#define WORK_DONE_BAD 'z' /* done; the zygote misbehaved: replace it */
+#define WORK_DONE_END 'e' /* done, and this handler should be replaced (after an audit) */
 
 /* Latency buckets (seconds) of pycell_job_duration_seconds; +Inf is implicit. */
 #define N_BUCKETS 13
@@ -107,11 +124,16 @@ struct server {
 	struct pc_zygote z[MAX_POOL];
 	unsigned gen[MAX_POOL]; /* bumped on every replacement */
 	struct pc_zygote retired[MAX_RETIRED];
-	struct {
-		pid_t pid;
+	unsigned epoch; /* bumped whenever a zygote is replaced */
+	struct worker {
+		pid_t pid;	/* 0: a free entry */
+		int fd;		/* its channel, -1 once closed (it exits on EOF) */
+		unsigned epoch; /* s->epoch when forked: its copies of the zygotes */
+		int jobs;
+		bool busy;
 		int zi;
-		unsigned gen;
-	} h[MAX_HANDLERS];
+		unsigned gen; /* the zygote's generation its job went to */
+	} w[MAX_HANDLERS];
 	int inflight, next, sfd;
 	unsigned long served, replaced;
 	struct metrics m;
@@ -127,8 +149,21 @@ struct server {
 };
 
 /* serve.c */
-/* Starts c's job in a forked handler; 0, or the HTTP status to refuse with. */
+/* Starts c's job in a handler; 0, or the HTTP status to refuse with. */
 int pc_serve_start_task(struct server *s, struct conn *c);
+
+/* serve_worker.c */
+/* Hands c's request to an idle handler of the current epoch (forking one
+ * when none is idle); c->rfd gets its result pipe. 0 or -1. */
+int pc_worker_dispatch(struct server *s, struct conn *c, int zi);
+/* A handler's channel became readable: done, or gone. */
+void pc_worker_on_channel(struct server *s, struct worker *w);
+/* A child exited: 1 when it was a handler. */
+int pc_worker_reaped(struct server *s, pid_t pid, int status);
+/* After a zygote replacement: idle handlers of an older epoch exit. */
+void pc_worker_retire_stale(struct server *s);
+/* At shutdown, every handler idle: close their channels and reap them. */
+void pc_worker_stop_all(struct server *s);
 
 /* serve_http.c */
 int pc_http_load(struct pc_mhd *m);
@@ -149,8 +184,8 @@ void pc_http_drop_queued(struct server *s, struct conn *c);
 void pc_http_close_in_child(struct server *s);
 bool pc_http_idle(const struct server *s);
 
-/* serve_handler.c: runs in the forked handler, never returns. */
-void pc_handler_main(struct server *s, struct pc_zygote *z, const struct conn *c, int wfd) __attribute__((noreturn));
+/* serve_handler.c: a handler's loop on its channel; exits at EOF. */
+void pc_handler_main(struct server *s, int ch) __attribute__((noreturn));
 
 /* serve_metrics.c */
 void pc_metrics_count(struct metrics *m, const struct outcome *o);

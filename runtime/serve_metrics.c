@@ -163,6 +163,11 @@ char *pc_health_json(const struct server *s)
 		s->qlen);
 	for (int i = 0; i < s->pool; i++)
 		fprintf(f, "%s%d", i ? ", " : "", (int)s->z[i].sb.pid);
+	fputs("], \"handlers\": [", f);
+	for (int i = 0, n = 0; i < MAX_HANDLERS; i++) {
+		if (s->w[i].pid > 0)
+			fprintf(f, "%s%d", n++ ? ", " : "", (int)s->w[i].pid);
+	}
 	fputs("]}\n", f);
 	if (fclose(f) != 0) {
 		free(buf);

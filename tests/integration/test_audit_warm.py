@@ -38,13 +38,17 @@ def children(pid):
     return {int(x) for x in out.split()}
 
 
-def settled(pid, zygotes, timeout=10):
-    """The server's children once its handlers are reaped (it reaps on
-    SIGCHLD, a moment after the answer): its pool zygotes, nothing else."""
+def settled(server, timeout=10):
+    """(children, health): the server's children once exited handlers are
+    reaped (on SIGCHLD, a moment after their channel closes) and what its
+    /health lists: its pool zygotes and live handlers, nothing else."""
     deadline = time.time() + timeout
-    while (now := children(pid)) != set(zygotes) and time.time() < deadline:
+    while True:
+        h = server.health()
+        now = children(server.proc.pid)
+        if now == set(h["zygotes"]) | set(h["handlers"]) or time.time() > deadline:
+            return now, h
         time.sleep(0.05)
-    return now
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +120,9 @@ def test_text_and_markdown_reports_say_warm(iso, default):
 
 
 def test_the_audit_leaves_the_pool_cgroups_and_processes_alone(iso, default):
-    pid = default.proc.pid
     assert default.run({"code": "result = 1"})[1]["status"] == "ok"
-    h0 = default.health()
-    assert settled(pid, h0["zygotes"]) == set(h0["zygotes"])
+    now, h0 = settled(default)
+    assert now == set(h0["zygotes"]) | set(h0["handlers"])
     leases0 = iso.leases()  # once the last job's handler has released its own
     results = []
 
@@ -133,10 +136,10 @@ def test_the_audit_leaves_the_pool_cgroups_and_processes_alone(iso, default):
     t.join()
     assert p.returncode == 0, p.stdout + p.stderr
     assert [(s, d["status"], d["result"]) for s, d in results] == [(200, "ok", n * 7) for n in range(6)]
-    h1 = default.health()
+    now, h1 = settled(default)
     assert h1["zygotes"] == h0["zygotes"], "the audit replaced or added a pool zygote"
     assert h1["replaced"] == h0["replaced"]
-    assert settled(pid, h1["zygotes"]) == set(h1["zygotes"]), "the audit's zygote or handler outlived it"
+    assert now == set(h1["zygotes"]) | set(h1["handlers"]), "the audit's zygote outlived it"
     assert not iso.job_groups(), "a job cgroup was left behind"
     assert iso.leases() == leases0
     if IS_ROOT:

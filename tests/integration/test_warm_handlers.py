@@ -1,0 +1,148 @@
+"""`pycell serve`'s handlers are forked once and reused (serve_worker.c,
+docs/warm.md): a job of any outcome leaves no descriptor in its handler,
+a zygote replacement takes the handlers holding the old zygote along (the
+retired zygote then exits), an audit's handler is replaced, and a handler
+that dies is replaced without the server losing its slot. The
+server_factory teardown also fails a test whose server logged a handler
+that ended badly (under ASan: a leak, from the leak check at its exit)."""
+import collections
+import os
+import re
+import signal
+import threading
+import time
+
+from test_warm import ABLATION
+from test_warm_metrics import server_factory, wait_for  # noqa: F401 (fixture)
+
+SLOW = "import time\ntime.sleep(0.3)\nresult = 1"
+SPLICE = "import os\nr, w = os.pipe()\nr2, w2 = os.pipe()\nos.write(w, b'x')\nos.splice(r, w2, 1)\n"
+
+# One job of each way a job ends; every one is cleaned up by the same handler.
+OUTCOMES = [
+    ({"code": "result = 6 * 7"}, "ok", None),
+    ({"code": "raise ValueError('no')"}, "error", "RUNTIME_ERROR"),
+    ({"code": 5}, "error", "INVALID_JOB"),
+    ({"code": "while True: pass", "limits": {"wall_ms": 300}}, "error", "TIMEOUT"),
+    ({"code": "a = bytearray(600 * 1024 * 1024)", "limits": {"wall_ms": 3000}}, "error", "MEMORY_LIMIT"),
+    ({"code": "import os\nfor _ in range(200):\n    os.fork()", "limits": {"wall_ms": 3000}}, "error", "PIDS_LIMIT"),
+    ({"code": SPLICE}, "error", "SECURITY_ERROR"),
+    ({"code": "print('x' * 5_000_000)"}, "error", "OUTPUT_LIMIT"),
+]
+
+
+def fd_kinds(pid):
+    """The handler's descriptors by kind (pipe, socket, memfd, file path):
+    inode numbers differ from job to job, the kinds and counts must not."""
+    kinds = collections.Counter()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            kinds[re.sub(r"\[\d+\]|\(deleted\)| ", "", os.readlink(f"/proc/{pid}/fd/{fd}"))] += 1
+        except FileNotFoundError:
+            pass
+    return kinds
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def settled(s, timeout=10):
+    """(children, expected): the server's children once exited handlers are
+    reaped (on SIGCHLD, a moment after their channel closes), against its
+    pool zygotes and live handlers as /health lists them."""
+    deadline = time.time() + timeout
+    while True:
+        h = s.health()
+        want = set(h["zygotes"]) | set(h["handlers"])
+        now = set(children(s.proc.pid))
+        if now == want or time.time() > deadline:
+            return now, want
+        time.sleep(0.05)
+
+
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def test_one_handler_runs_job_after_job_and_keeps_nothing(server_factory):
+    s = server_factory("--policy", ABLATION, "--max-inflight", "1")
+    assert s.run({"code": "result = 1"})[1]["result"] == 1
+    wait_for(s, "inflight", 0)
+    handlers = s.health()["handlers"]
+    assert len(handlers) == 1
+    first = fd_kinds(handlers[0])
+    for job, status, code in OUTCOMES:
+        http, doc = s.run(job)
+        assert doc["status"] == status and (doc.get("error") or {}).get("code") == code, (job, doc.get("error"))
+        wait_for(s, "inflight", 0)
+        h = s.health()
+        assert h["handlers"] == handlers, f"the handler was replaced after {code or 'ok'}"
+        assert fd_kinds(handlers[0]) == first, f"descriptors left in the handler after {code or 'ok'}"
+    now, want = settled(s)
+    assert now == want
+
+
+def test_a_zygote_replacement_retires_the_handlers_holding_it(server_factory):
+    """Two handlers, both forked while the first zygote served: the third
+    job retires that zygote as it is dispatched; the idle handler goes at
+    once, the busy one after its job, and the retired zygote then exits."""
+    s = server_factory("--policy", ABLATION, "--max-inflight", "2", "--jobs-per-zygote", "3")
+    out = {}
+    threads = [threading.Thread(target=lambda i=i: out.update({i: s.run({"code": SLOW})})) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [out[i][1]["status"] for i in range(2)] == ["ok", "ok"]
+    wait_for(s, "inflight", 0)
+    h0 = s.health()
+    old_zygote, old_handlers = h0["zygotes"][0], h0["handlers"]
+    assert len(old_handlers) == 2
+    assert s.run({"code": "result = 3"})[1]["result"] == 3
+    wait_for(s, "inflight", 0)
+    now, want = settled(s)
+    assert now == want
+    h1 = s.health()
+    assert h1["replaced"] == 1 and h1["zygotes"] != [old_zygote]
+    deadline = time.time() + 10
+    while any(map(alive, [old_zygote, *old_handlers])) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(map(alive, old_handlers)), "a handler of the old zygote was kept"
+    assert not alive(old_zygote), "the retired zygote was kept alive (a handler still held its socket)"
+    assert s.run({"code": "result = 4"})[1]["result"] == 4
+
+
+def test_an_audits_handler_is_replaced(server_factory):
+    s = server_factory("--max-inflight", "1")
+    assert s.run({"code": "result = 1"})[1]["result"] == 1
+    wait_for(s, "inflight", 0)
+    handler = s.health()["handlers"][0]
+    status, _, _ = s.request("POST", "/v1/audit", b"", {"Content-Length": "0"})
+    assert status == 200
+    wait_for(s, "inflight", 0)
+    now, want = settled(s)
+    assert now == want and handler not in now
+    assert s.run({"code": "result = 2"})[1]["result"] == 2
+
+
+def test_a_killed_handler_is_replaced(server_factory):
+    s = server_factory("--policy", ABLATION, "--max-inflight", "1")
+    s.expect_handler_death = True
+    assert s.run({"code": "result = 1"})[1]["result"] == 1
+    wait_for(s, "inflight", 0)
+    handler = s.health()["handlers"][0]
+    os.kill(handler, signal.SIGKILL)
+    deadline = time.time() + 10
+    while handler in s.health()["handlers"] and time.time() < deadline:
+        time.sleep(0.05)
+    assert handler not in s.health()["handlers"]
+    # its slot is free again: the one slot runs the next job in a new handler
+    assert s.run({"code": "result = 2"})[1]["result"] == 2
+    wait_for(s, "inflight", 0)
+    assert s.health()["handlers"] not in ([], [handler])
