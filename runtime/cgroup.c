@@ -453,6 +453,33 @@ int pc_cgroup_stats(struct pc_cgroup *cg, struct pc_cgroup_stats *st, struct pc_
 	return 0;
 }
 
+bool pc_cgroup_park(struct pc_cgroup *cg, struct pc_cgroup *parked)
+{
+	const struct cg_backend *b = cg->backend;
+
+	if (!b || b->version != 1 || !b->empty || parked->backend)
+		return false;
+	*parked = *cg;
+	cg->backend = NULL;
+	return true;
+}
+
+bool pc_cgroup_reuse(struct pc_cgroup *parked, struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT])
+{
+	struct cg_backend *b = parked->backend;
+
+	if (!b)
+		return false;
+	if (cg_v1_reuse(b, limits, NULL) < 0) {
+		pc_cgroup_destroy(parked);
+		return false;
+	}
+	*cg = *parked;
+	parked->backend = NULL;
+	b->empty = false;
+	return true;
+}
+
 void pc_cgroup_destroy(struct pc_cgroup *cg)
 {
 	struct cg_backend *b = cg->backend;

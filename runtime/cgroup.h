@@ -72,6 +72,15 @@ int pc_cgroup_stats(struct pc_cgroup *cg, struct pc_cgroup_stats *st, struct pc_
  * v2 ignores it): `pycell audit` shows the limits in force from outside.
  * Returns the length read or -errno. */
 ssize_t pc_cgroup_read_file(struct pc_cgroup *cg, const char *controller, const char *name, char *buf, size_t len);
+/* Warm handlers on v1 (docs/warm.md): a handler keeps its job's group
+ * for its next job instead of a rmdir and a mkdir per controller. park:
+ * after pc_cgroup_kill found the group empty, moves it into *parked (cg is
+ * left without one); false when it cannot be kept (not v1, not known
+ * empty): destroy cg then. reuse: the parked group for a new job, its
+ * counters started over and these limits written; false when none is
+ * parked or it failed (then it is removed: make a fresh one). */
+bool pc_cgroup_park(struct pc_cgroup *cg, struct pc_cgroup *parked);
+bool pc_cgroup_reuse(struct pc_cgroup *parked, struct pc_cgroup *cg, const long long limits[PC_LIM_COUNT]);
 /* Removes the group, a tree with its groups (after the sandbox is reaped).
  * Idempotent. */
 void pc_cgroup_destroy(struct pc_cgroup *cg);

@@ -22,6 +22,9 @@ struct cg_backend {
 	uid_t owner;			/* v2 zygote tree: the zygote's host uid */
 	bool adopt;			/* v2 warm job: setup_parent adopts the group */
 	long long limits[PC_LIM_COUNT]; /* ... and then writes these */
+	/* v1 counters that cannot be reset, as a reused group starts a job */
+	long long base_oom_kill, base_pids_max;
+	long long mem_limit; /* v1: the memory limit written last, 0: none yet */
 };
 
 extern const char *const cg_v1_controllers[CG_V1_NCTL];
@@ -59,6 +62,7 @@ void cg_v1_kill(struct cg_backend *b);
 int cg_v1_cpu_ns(struct cg_backend *b, long long *ns);
 void cg_v1_stats(struct cg_backend *b, struct pc_cgroup_stats *st);
 void cg_v1_destroy(struct cg_backend *b, const char *name);
+int cg_v1_reuse(struct cg_backend *b, const long long *limits, struct pc_error *err);
 
 int cg_v2_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err);
 int cg_v2_attach(struct cg_backend *b, pid_t pid, struct pc_error *err);

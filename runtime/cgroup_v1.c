@@ -14,7 +14,8 @@
 
 enum { MEM, PIDS, CPU, CPUACCT };
 
-#define CFS_PERIOD_US 100000
+#define CFS_PERIOD_US	  100000
+#define REUSE_MAX_CHARGED (16LL << 20)
 
 static int open_hierarchy(const struct cg_backend *b, int i)
 {
@@ -90,21 +91,34 @@ static int make_group(struct cg_backend *b, int i, const char *name, struct pc_e
 	return 0;
 }
 
-static int write_limits(struct cg_backend *b, const long long *limits, struct pc_error *err)
+/* memsw (memory+swap) must stay >= the memory limit at every step, so memory
+ * goes first when it falls or is new (both start unlimited), memsw first
+ * when a reused group's limit rises. memsw == memory means no swap. Without
+ * swap accounting the file is absent and swappiness 0 is the best v1 can do. */
+static int write_memory(struct cg_backend *b, long long mem, struct pc_error *err)
 {
-	long long mem = limits[PC_LIM_MEMORY_MB] * 1024 * 1024;
+	bool rise = b->mem_limit > 0 && mem > b->mem_limit;
 	int r;
 
-	/* memsw (memory+swap) must stay >= the memory limit, so memory goes
-	 * first; memsw == memory means no swap. Without swap accounting the
-	 * file is absent and swappiness 0 is the best v1 can do. */
-	if ((r = cg_write(b->dir[MEM], "memory.limit_in_bytes", err, "%lld", mem)) < 0)
+	if (!rise && (r = cg_write(b->dir[MEM], "memory.limit_in_bytes", err, "%lld", mem)) < 0)
 		return r;
 	r = cg_write(b->dir[MEM], "memory.memsw.limit_in_bytes", NULL, "%lld", mem);
 	if (r == -ENOENT)
 		(void)cg_write(b->dir[MEM], "memory.swappiness", NULL, "0");
 	else if (r < 0)
 		return pc_error_set(err, -r, "write '%lld' to 'memory.memsw.limit_in_bytes'", mem);
+	if (rise && (r = cg_write(b->dir[MEM], "memory.limit_in_bytes", err, "%lld", mem)) < 0)
+		return r;
+	b->mem_limit = mem;
+	return 0;
+}
+
+static int write_limits(struct cg_backend *b, const long long *limits, struct pc_error *err)
+{
+	int r;
+
+	if ((r = write_memory(b, limits[PC_LIM_MEMORY_MB] * 1024 * 1024, err)) < 0)
+		return r;
 	if ((r = cg_write(b->dir[PIDS], "pids.max", err, "%lld", limits[PC_LIM_PIDS])) < 0)
 		return r;
 	if ((r = cg_write(b->dir[CPU], "cpu.cfs_period_us", err, "%d", CFS_PERIOD_US)) < 0)
@@ -165,11 +179,44 @@ void cg_v1_stats(struct cg_backend *b, struct pc_cgroup_stats *st)
 		st->cpu_ns = v;
 	st->peak_memory_bytes = cg_read_ll(b->dir[MEM], "memory.max_usage_in_bytes");
 	/* memory.oom_control has "oom_kill N" since Linux 4.13; failcnt only
-	 * says the limit was reached (reclaim may have coped). */
-	st->oom_killed = cg_read_key(b->dir[MEM], "memory.oom_control", "oom_kill") > 0;
+	 * says the limit was reached (reclaim may have coped). A reused group
+	 * counts from its baselines (cg_v1_reuse). */
+	st->oom_killed = cg_read_key(b->dir[MEM], "memory.oom_control", "oom_kill") > b->base_oom_kill;
 	st->memory_hit =
 	    cg_read_ll(b->dir[MEM], "memory.failcnt") > 0 || cg_read_ll(b->dir[MEM], "memory.memsw.failcnt") > 0;
-	st->pids_hit = cg_read_key(b->dir[PIDS], "pids.events", "max") > 0;
+	st->pids_hit = cg_read_key(b->dir[PIDS], "pids.events", "max") > b->base_pids_max;
+}
+
+/* A warm handler's group again, for its next job (cgroup.c says when):
+ * empty since the last job (cg_v1_kill read it so, and only pycell
+ * attaches) and holding little memory. The counters a job's verdict reads
+ * start over: reset where the kernel allows it, else read as a baseline.
+ * Memory still charged from earlier jobs (page cache of the rootfs,
+ * reclaimable) stays: the peak starts from it. */
+int cg_v1_reuse(struct cg_backend *b, const long long *limits, struct pc_error *err)
+{
+	long long used = cg_read_ll(b->dir[MEM], "memory.usage_in_bytes");
+	long long room = limits[PC_LIM_MEMORY_MB] * 1024 * 1024 / 8;
+	int r;
+
+	if (!b->empty)
+		return pc_error_set(err, EBUSY, "the group is not known to be empty");
+	/* The last job's tmpfs is freed as its leader exits, a moment after its
+	 * answer: while that is still charged here, this job gets a fresh group. */
+	if (used < 0 || used > (room < REUSE_MAX_CHARGED ? room : REUSE_MAX_CHARGED))
+		return pc_error_set(err, EBUSY, "%lld bytes still charged to the group", used);
+	if ((r = cg_write(b->dir[MEM], "memory.max_usage_in_bytes", err, "0")) < 0 ||
+	    (r = cg_write(b->dir[MEM], "memory.failcnt", err, "0")) < 0 ||
+	    (r = cg_write(b->dir[CPUACCT], "cpuacct.usage", err, "0")) < 0)
+		return r;
+	r = cg_write(b->dir[MEM], "memory.memsw.failcnt", NULL, "0");
+	if (r < 0 && r != -ENOENT)
+		return pc_error_set(err, -r, "reset 'memory.memsw.failcnt'");
+	b->base_oom_kill = cg_read_key(b->dir[MEM], "memory.oom_control", "oom_kill");
+	b->base_pids_max = cg_read_key(b->dir[PIDS], "pids.events", "max");
+	if (b->base_oom_kill < 0 || b->base_pids_max < 0)
+		return pc_error_set(err, EIO, "read the group's oom_kill and pids max counts");
+	return write_limits(b, limits, err);
 }
 
 void cg_v1_destroy(struct cg_backend *b, const char *name)

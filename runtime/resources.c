@@ -99,8 +99,12 @@ int pc_resources_prepare(struct pc_resources *rc, const long long limits[PC_LIM_
 		cfg->host_gid = (gid_t)rc->lease.uid;
 	}
 	/* Warm on v2 the job's group was made ahead, with its spare. */
-	r = rc->cg_tree ? pc_cgroup_prepare_adopt(&rc->cg, rc->cg_tree, limits, err)
-			: pc_cgroup_prepare(&rc->cg, limits, err);
+	if (rc->cg_tree)
+		r = pc_cgroup_prepare_adopt(&rc->cg, rc->cg_tree, limits, err);
+	else if (rc->cg_parked && pc_cgroup_reuse(rc->cg_parked, &rc->cg, limits))
+		r = 0;
+	else
+		r = pc_cgroup_prepare(&rc->cg, limits, err);
 	if (r < 0)
 		return r;
 	rc->cg_ready = true;
@@ -155,7 +159,8 @@ void pc_resources_release(struct pc_resources *rc)
 {
 	if (rc->cg_ready) {
 		pc_cgroup_kill(&rc->cg);
-		pc_cgroup_destroy(&rc->cg);
+		if (!rc->cg_parked || !pc_cgroup_park(&rc->cg, rc->cg_parked))
+			pc_cgroup_destroy(&rc->cg);
 		rc->cg_ready = false;
 	}
 	/* The lease goes after the cgroup: its uid owns no process by now. */

@@ -142,6 +142,7 @@ int pc_run_job(struct pc_run *r)
 	pc_resources_init(&r->rc);
 	r->rc.cg_tree = r->zygote && r->zygote->cg.clone_fd >= 0 ? &r->zygote->cg : NULL;
 	r->rc.zygote_uid = r->zygote != NULL;
+	r->rc.cg_parked = r->cg_parked;
 	pc_job_effective_limits(r->job, r->policy, r->limits);
 	pc_image_init(&img);
 	/* Warm mode: the zygote holds the rootfs, exec filter and policy filter. */

@@ -33,9 +33,10 @@ struct pc_run {
 	 * the auditor reads the job's cgroup from outside while it is live. */
 	void (*on_started)(struct pc_run *r, void *arg);
 	void *on_started_arg;
-	struct pc_zygote *zygote; /* warm mode (zygote.h): fork from it, NULL: cold */
-	bool defer_release;	  /* the caller runs pc_resources_release(&rc) itself,
-				   * after answering (serve.c: rmdir is off the path) */
+	struct pc_zygote *zygote;    /* warm mode (zygote.h): fork from it, NULL: cold */
+	bool defer_release;	     /* the caller runs pc_resources_release(&rc) itself,
+				      * after answering (serve.c: rmdir is off the path) */
+	struct pc_cgroup *cg_parked; /* a warm handler's group kept between its jobs (v1) */
 	/* outputs */
 	long long limits[PC_LIM_COUNT];
 	struct pc_stream out, err, res;

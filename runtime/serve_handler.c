@@ -63,6 +63,10 @@ static void answer_job(struct server *s, int wfd, int status, json_object *res, 
 	close(wfd); /* the server answers now */
 }
 
+/* On cgroup v1 the handler's job group outlives its job: the next job's
+ * (cgroup.h, pc_cgroup_park). Removed as the handler exits. */
+static struct pc_cgroup parked;
+
 static void run_job(struct server *s, struct pc_zygote *z, int wfd, const char *buf, size_t len)
 {
 	struct pc_job job = { 0 };
@@ -88,7 +92,8 @@ static void run_job(struct server *s, struct pc_zygote *z, int wfd, const char *
 				    .paths = &s->c.paths,
 				    .rootfs = s->c.rootfs,
 				    .zygote = z,
-				    .defer_release = true };
+				    .defer_release = true,
+				    .cg_parked = &parked };
 		json_object *res;
 
 		r.trace[r.n_trace++] = (struct pc_trace){ "validate", true, (double)(now_ns() - t0) / 1e6 };
@@ -172,6 +177,7 @@ void pc_handler_main(struct server *s, int ch)
 		if (write(ch, &done, 1) != 1)
 			break;
 	}
+	pc_cgroup_destroy(&parked);
 #if defined(__SANITIZE_ADDRESS__)
 	__lsan_do_leak_check(); /* _exit skips it: every job's memory must be gone by now */
 #endif

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "serve_internal.h"
 #include "util.h"
 
@@ -170,8 +171,13 @@ int pc_worker_reaped(struct server *s, pid_t pid, int status)
 
 		if (w->pid != pid)
 			continue;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			int removed = 0;
+
 			fprintf(stderr, "pycell serve: warning: handler %d ended with status 0x%x\n", (int)pid, status);
+			/* Its job group (v1: kept between its jobs) has no owner now. */
+			(void)pc_cgroup_gc(&removed, NULL);
+		}
 		job_over(s, w);
 		close_channel(w);
 		w->pid = 0;

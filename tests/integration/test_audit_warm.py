@@ -140,7 +140,9 @@ def test_the_audit_leaves_the_pool_cgroups_and_processes_alone(iso, default):
     assert h1["zygotes"] == h0["zygotes"], "the audit replaced or added a pool zygote"
     assert h1["replaced"] == h0["replaced"]
     assert now == set(h1["zygotes"]) | set(h1["handlers"]), "the audit's zygote outlived it"
-    assert not iso.job_groups(), "a job cgroup was left behind"
+    # on v1 a live handler keeps its job group for its next job; nothing else is left
+    kept = [g for g in iso.job_groups() if not any(f"/job-{h}-" in g for h in h1["handlers"])]
+    assert not kept, "a job cgroup was left behind"
     assert iso.leases() == leases0
     if IS_ROOT:
         pool_uids = {int(open(f"/proc/{z}/status").read().split("Uid:")[1].split()[1]) for z in h1["zygotes"]}

@@ -12,6 +12,9 @@ import signal
 import threading
 import time
 
+import pytest
+
+from resctl import CG_ROOT, cgroup_version
 from test_warm import ABLATION
 from test_warm_metrics import server_factory, wait_for  # noqa: F401 (fixture)
 
@@ -126,6 +129,9 @@ def test_an_audits_handler_is_replaced(server_factory):
     status, _, _ = s.request("POST", "/v1/audit", b"", {"Content-Length": "0"})
     assert status == 200
     wait_for(s, "inflight", 0)
+    deadline = time.time() + 10  # it exits once the server closes its channel, then is reaped
+    while handler in s.health()["handlers"] and time.time() < deadline:
+        time.sleep(0.05)
     now, want = settled(s)
     assert now == want and handler not in now
     assert s.run({"code": "result = 2"})[1]["result"] == 2
@@ -142,7 +148,60 @@ def test_a_killed_handler_is_replaced(server_factory):
     while handler in s.health()["handlers"] and time.time() < deadline:
         time.sleep(0.05)
     assert handler not in s.health()["handlers"]
+    # the server removed the job group the dead handler kept between jobs (v1)
+    assert not [g for g in s.iso.job_groups() if f"/job-{handler}-" in g]
     # its slot is free again: the one slot runs the next job in a new handler
     assert s.run({"code": "result = 2"})[1]["result"] == 2
     wait_for(s, "inflight", 0)
     assert s.health()["handlers"] not in ([], [handler])
+
+
+@pytest.mark.skipif(cgroup_version() != 1, reason="cgroup v1 only: on v2 each job is cloned into a group made ahead")
+def test_on_v1_a_handler_reuses_its_job_group_with_fresh_limits_and_counters(server_factory):
+    """cgroup v1: the handler's group is kept for its next job (no rmdir and
+    mkdir per job): one group per handler, named after it, empty between
+    jobs; each job gets its own limits in it (a rise too, which v1 only
+    takes memsw first) and counters that start over."""
+    s = server_factory("--policy", ABLATION, "--max-inflight", "1")
+    assert s.run({"code": "result = 1"})[1]["result"] == 1
+    wait_for(s, "inflight", 0)
+    handler = s.health()["handlers"][0]
+    parent = CG_ROOT / "memory" / s.iso.parent
+    groups = sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("job-"))
+    assert len(groups) == 1 and groups[0].startswith(f"job-{handler}-"), groups
+    group = parent / groups[0]
+    assert (group / "cgroup.procs").read_text() == ""
+
+    def limit_while_running(mb):
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            r=s.run({"code": SLOW, "limits": {"memory_mb": mb, "wall_ms": 3000}})))
+        t.start()
+        deadline = time.time() + 10
+        while (group / "cgroup.procs").read_text() == "" and time.time() < deadline:
+            time.sleep(0.01)
+        seen = int((group / "memory.limit_in_bytes").read_text()), int((group / "memory.memsw.limit_in_bytes").read_text())
+        t.join()
+        assert out["r"][1]["status"] == "ok", out["r"][1].get("error")
+        return seen
+
+    assert limit_while_running(64) == (64 << 20, 64 << 20)
+    assert limit_while_running(512) == (512 << 20, 512 << 20)  # a rise
+    assert limit_while_running(32) == (32 << 20, 32 << 20)
+    # counters start over: peak memory and cpu of a big job do not follow the next one
+    big = s.run({"code": "a = bytearray(40 << 20)\nn = 0\nfor i in range(3_000_000): n += i\nresult = len(a)"})[1]
+    small = s.run({"code": "result = 1"})[1]
+    assert big["metrics"]["peak_memory_bytes"] >= 40 << 20
+    assert small["metrics"]["peak_memory_bytes"] < 20 << 20, small["metrics"]
+    assert small["metrics"]["cpu_ms"] < big["metrics"]["cpu_ms"] / 2, (small["metrics"], big["metrics"])
+    # the verdict counters too: after an OOM kill and a pids cap, honest jobs are not blamed
+    assert s.run({"code": "a = bytearray(600 << 20)", "limits": {"wall_ms": 3000}})[1]["error"]["code"] == "MEMORY_LIMIT"
+    after_oom = s.run({"code": "raise MemoryError('mine')"})[1]
+    assert after_oom["error"]["code"] == "RUNTIME_ERROR", after_oom["error"]
+    bomb = "import os\nfor _ in range(200):\n    os.fork()"
+    assert s.run({"code": bomb, "limits": {"wall_ms": 3000}})[1]["error"]["code"] == "PIDS_LIMIT"
+    forks = "import os\npids = [os.fork() for _ in range(3)]\nif 0 in pids: os._exit(0)\nfor p in pids: os.waitpid(p, 0)\nresult = 3"
+    assert s.run({"code": forks})[1]["result"] == 3
+    wait_for(s, "inflight", 0)
+    assert s.health()["handlers"] == [handler]
+    assert sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("job-")) == groups

@@ -66,6 +66,7 @@ def server_factory(tmp_path):
 
     def make(*args):
         s = WarmServer(*args, env=iso.env)
+        s.iso = iso
         made.append(s)
         return s
     yield make
