@@ -21,7 +21,7 @@ struct cg_backend {
 	bool empty;			/* v1: cgroup.procs read empty since the attach (cg_v1_kill) */
 	uid_t owner;			/* v2 zygote tree: the zygote's host uid */
 	bool adopt;			/* v2 warm job: setup_parent adopts the group */
-	long long limits[PC_LIM_COUNT]; /* ... and then writes these */
+	long long limits[PC_LIM_COUNT]; /* ... and then writes these (v1: the limits written last) */
 	/* v1 counters that cannot be reset, as a reused group starts a job */
 	long long base_oom_kill, base_pids_max;
 	long long mem_limit; /* v1: the memory limit written last, 0: none yet */

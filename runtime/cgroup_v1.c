@@ -113,17 +113,27 @@ static int write_memory(struct cg_backend *b, long long mem, struct pc_error *er
 	return 0;
 }
 
+/* A reused group (cg_v1_reuse) already holds the last job's limits: only
+ * what differs is written. */
 static int write_limits(struct cg_backend *b, const long long *limits, struct pc_error *err)
 {
+	long long mem = limits[PC_LIM_MEMORY_MB] * 1024 * 1024;
+	long long quota = limits[PC_LIM_CPU_PERCENT] * CFS_PERIOD_US / 100;
+	bool fresh = !b->mem_limit;
 	int r;
 
-	if ((r = write_memory(b, limits[PC_LIM_MEMORY_MB] * 1024 * 1024, err)) < 0)
+	if (mem != b->mem_limit && (r = write_memory(b, mem, err)) < 0)
 		return r;
-	if ((r = cg_write(b->dir[PIDS], "pids.max", err, "%lld", limits[PC_LIM_PIDS])) < 0)
+	if ((fresh || limits[PC_LIM_PIDS] != b->limits[PC_LIM_PIDS]) &&
+	    (r = cg_write(b->dir[PIDS], "pids.max", err, "%lld", limits[PC_LIM_PIDS])) < 0)
 		return r;
-	if ((r = cg_write(b->dir[CPU], "cpu.cfs_period_us", err, "%d", CFS_PERIOD_US)) < 0)
+	if (fresh && (r = cg_write(b->dir[CPU], "cpu.cfs_period_us", err, "%d", CFS_PERIOD_US)) < 0)
 		return r;
-	return cg_write(b->dir[CPU], "cpu.cfs_quota_us", err, "%lld", limits[PC_LIM_CPU_PERCENT] * CFS_PERIOD_US / 100);
+	if ((fresh || limits[PC_LIM_CPU_PERCENT] != b->limits[PC_LIM_CPU_PERCENT]) &&
+	    (r = cg_write(b->dir[CPU], "cpu.cfs_quota_us", err, "%lld", quota)) < 0)
+		return r;
+	memcpy(b->limits, limits, sizeof(b->limits));
+	return 0;
 }
 
 int cg_v1_prepare(struct cg_backend *b, const char *name, const long long *limits, struct pc_error *err)

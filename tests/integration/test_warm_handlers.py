@@ -172,22 +172,26 @@ def test_on_v1_a_handler_reuses_its_job_group_with_fresh_limits_and_counters(ser
     group = parent / groups[0]
     assert (group / "cgroup.procs").read_text() == ""
 
-    def limit_while_running(mb):
+    def limits_while_running(mb, pids=64, cpu=100):
         out = {}
-        t = threading.Thread(target=lambda: out.update(
-            r=s.run({"code": SLOW, "limits": {"memory_mb": mb, "wall_ms": 3000}})))
+        limits = {"memory_mb": mb, "pids": pids, "cpu_percent": cpu, "wall_ms": 3000}
+        t = threading.Thread(target=lambda: out.update(r=s.run({"code": SLOW, "limits": limits})))
         t.start()
         deadline = time.time() + 10
         while (group / "cgroup.procs").read_text() == "" and time.time() < deadline:
             time.sleep(0.01)
-        seen = int((group / "memory.limit_in_bytes").read_text()), int((group / "memory.memsw.limit_in_bytes").read_text())
+        seen = (int((group / "memory.limit_in_bytes").read_text()),
+                int((group / "memory.memsw.limit_in_bytes").read_text()),
+                int((CG_ROOT / "pids" / s.iso.parent / group.name / "pids.max").read_text()),
+                int((CG_ROOT / "cpu" / s.iso.parent / group.name / "cpu.cfs_quota_us").read_text()))
         t.join()
         assert out["r"][1]["status"] == "ok", out["r"][1].get("error")
         return seen
 
-    assert limit_while_running(64) == (64 << 20, 64 << 20)
-    assert limit_while_running(512) == (512 << 20, 512 << 20)  # a rise
-    assert limit_while_running(32) == (32 << 20, 32 << 20)
+    assert limits_while_running(64) == (64 << 20, 64 << 20, 64, 100000)
+    assert limits_while_running(512, 32, 50) == (512 << 20, 512 << 20, 32, 50000)  # a rise
+    assert limits_while_running(512, 32, 50) == (512 << 20, 512 << 20, 32, 50000)  # the same (not rewritten)
+    assert limits_while_running(32) == (32 << 20, 32 << 20, 64, 100000)
     # counters start over: peak memory and cpu of a big job do not follow the next one
     big = s.run({"code": "a = bytearray(40 << 20)\nn = 0\nfor i in range(3_000_000): n += i\nresult = len(a)"})[1]
     small = s.run({"code": "result = 1"})[1]
