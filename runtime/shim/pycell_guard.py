@@ -94,6 +94,23 @@ def prepare_builtins(denied):
     _PREPARED_BUILTINS[frozenset(denied)] = _policy_builtins(denied)
 
 
+def prepare_guard(python):
+    """Warm mode: the whole guard of a job without grants under this policy
+    (python section), built once in the zygote: its sets, its builtins
+    (bound to it) and the proxies of the policy's modules, the same objects
+    a job's own guard would build from the same policy. Building them per
+    job read every attribute of every proxied module (a reference count
+    written per value: pages to copy). For pycell_job.prepare_policy; the
+    guard serves one job, the one the zygote's fork runs."""
+    g = Guard(python, [], -1)
+    g.ready_builtins = g.builtins_dict()
+    for name in sorted(g.allowed):
+        mod = sys.modules.get(name)
+        if isinstance(mod, ModuleType):
+            g.proxy(mod)
+    return g
+
+
 class Guard:
     """Everything the job's code is allowed to reach, built from the policy."""
 
@@ -110,6 +127,7 @@ class Guard:
         self.input_text = None
         self.input_used = False
         self.blocked = self._blocked_values()
+        self.ready_builtins = None  # prepare_guard()
 
     def _blocked_values(self):
         ids = {id(builtins.__import__), id(builtins.open)}
@@ -221,6 +239,9 @@ class Guard:
         return self.input_text
 
     def builtins_dict(self):
+        b, self.ready_builtins = self.ready_builtins, None
+        if b is not None:
+            return b
         b = _PREPARED_BUILTINS.pop(frozenset(self.denied), None) or _policy_builtins(self.denied)
         b["__import__"] = self.guarded_import
         for name, fn in (("open", self.guarded_open), ("input", self.guarded_input)):
@@ -283,10 +304,9 @@ class ReportToken:
     silent. The process that took it keeps the right to report."""
 
     def __init__(self):
-        self.r, w = os.pipe()
+        self.r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         os.write(w, b"x")
         os.close(w)
-        os.set_blocking(self.r, False)
         self.holder = None
 
     def claim(self):
@@ -316,7 +336,7 @@ def write_security_report(fd, violation):
 def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False, token=None):
     """The tripwire. Returns (hook, arm); the hook is inert until arm().
     `allow`: events a grant needs (multiprocessing: os.fork, os.kill)."""
-    denied = ALWAYS_DENIED.difference(allow)
+    denied = ALWAYS_DENIED.difference(allow) if allow else ALWAYS_DENIED
     ctypes_ok = "ctypes.*" in allow
     # armed, inside the hook (events raised by the hook itself), the job's own
     # code object, whose one exec the shim is about to perform

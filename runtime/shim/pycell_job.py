@@ -158,16 +158,25 @@ def _finish(text, report_fd):
         data = data[n:]
 
 
+_TRUSTED_FILES = {}
+
+
 def _trusted_files(granted):
     """Stdlib files whose compile/exec is trusted: they build code only from
     validated identifiers (dataclasses' methods, namedtuple's __new__,
-    multiprocessing.sharedctypes' synchronized properties)."""
-    # os is frozen (no __file__); encodings is a package every interpreter has loaded.
-    lib = os.path.dirname(os.path.dirname(sys.modules["encodings"].__file__))
-    files = ["dataclasses.py", "collections/__init__.py"]
-    if "multiprocessing" in granted:
-        files.append("multiprocessing/sharedctypes.py")
-    return frozenset(os.path.join(lib, f) for f in files)
+    multiprocessing.sharedctypes' synchronized properties). Kept once made:
+    the stdlib's place does not change in a process (warm mode: the zygote's
+    warm-up makes them, every job reuses them)."""
+    mp = "multiprocessing" in granted
+    files = _TRUSTED_FILES.get(mp)
+    if files is None:
+        # os is frozen (no __file__); encodings is a package every interpreter has loaded.
+        lib = os.path.dirname(os.path.dirname(sys.modules["encodings"].__file__))
+        names = ["dataclasses.py", "collections/__init__.py"]
+        if mp:
+            names.append("multiprocessing/sharedctypes.py")
+        files = _TRUSTED_FILES[mp] = frozenset(os.path.join(lib, f) for f in names)
+    return files
 
 
 def _norm_dist(name):
@@ -200,8 +209,38 @@ def installed_distributions(paths=None):
 
 
 def missing_packages(requested, paths=None):
+    if not requested:
+        return []
     have = installed_distributions(paths)
     return [p for p in requested if _norm_dist(str(p).partition("==")[0].strip()) not in have]
+
+
+# Warm mode: what a policy makes of every job without grants (the checker's
+# sets, the whole guard: builtins, module proxies), built once in the zygote
+# by prepare_policy() and taken by the one job its fork runs, if the job's
+# bootstrap carries that same python section: a job of any other policy, or
+# with grants, builds its own as a cold job does.
+_PREPARED = []
+
+
+class _Prepared:
+    def __init__(self, python):
+        self.python = python
+        self.admitted = frozenset(list(python.get("allowed_imports") or ()) + ["__future__"])
+        self.denied = frozenset(python.get("denied_builtins") or ())
+        self.guard = pycell_guard.prepare_guard(python)
+
+
+def prepare_policy(python):
+    """Zygote: builds the next job's policy constants (run_job takes them)."""
+    _PREPARED[:] = [_Prepared(python)]
+
+
+def _take_prepared(python, requested):
+    if not _PREPARED or requested:
+        return None
+    prep = _PREPARED.pop()
+    return prep if prep.python == python else None
 
 
 def run_job(boot, report_fd, in_sandbox=False):
@@ -210,7 +249,8 @@ def run_job(boot, report_fd, in_sandbox=False):
     code = boot.get("code") or ""
     checks = bool(boot.get("checks", True))
     python = boot.get("python") or {}
-    granted = [m for m in (boot.get("imports") or ()) if isinstance(m, str)]
+    requested = boot.get("imports") or ()
+    granted = [m for m in requested if isinstance(m, str)]
     input_data = boot.get("input")
 
     tree, syn = pycell_check.parse(code)
@@ -223,26 +263,43 @@ def run_job(boot, report_fd, in_sandbox=False):
                      {"packages": missing})
     guard = None
     if checks:
-        allowed_imports = list(python.get("allowed_imports") or ())
-        violations = pycell_check.check_imports(granted, allowed_imports, python.get("grantable_imports") or ())
-        granted = [m for m in granted if "import_not_grantable:" + m not in violations]
-        admitted = allowed_imports + granted + [m + ".*" for m in granted] + ["__future__"]
-        found, imported = pycell_check.check(tree, admitted, python.get("denied_builtins") or ())
+        prep = _take_prepared(python, requested)
+        if prep is not None:  # no grants: nothing to check about them
+            violations = []
+            admitted, denied = prep.admitted, prep.denied
+        else:
+            allowed_imports = list(python.get("allowed_imports") or ())
+            violations = pycell_check.check_imports(granted, allowed_imports,
+                                                    python.get("grantable_imports") or ())
+            granted = [m for m in granted if "import_not_grantable:" + m not in violations]
+            admitted = allowed_imports + granted + [m + ".*" for m in granted] + ["__future__"]
+            denied = python.get("denied_builtins") or ()
+        found, imported = pycell_check.check(tree, admitted, denied)
         violations = sorted(set(violations) | set(found))
         if violations:
             return error("SECURITY_ERROR", "the code breaks the policy: " + ", ".join(violations),
                          {"violations": violations, "layer": "ast"})
-        guard = pycell_guard.Guard(python, granted, report_fd)
+        if prep is not None:
+            guard = prep.guard
+            guard.report_fd = report_fd
+        else:
+            guard = pycell_guard.Guard(python, granted, report_fd)
         guard.input_text = dumps(input_data) if boot.get("has_input") else None
         # Import what the code names (all allowed by now) and the grants before
         # the hook is armed: an allowed module's import-time set-up is trusted
         # (pandas runs platform.processor(), numpy loads ctypes); what the job
         # then does with it is not.
+        n_modules = len(sys.modules)
         for m in granted + imported:
             try:
                 __import__(m)
             except Exception:  # the job's own import raises it again, in its frame
                 pass
+        if len(sys.modules) != n_modules:
+            # A module first imported here may have added itself to a parent a
+            # prepared guard has already proxied: proxies are made again, on
+            # the job's imports, as a fresh guard makes them.
+            guard.proxies.clear()
     try:
         compiled = compile(tree, JOB_FILE, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as e:

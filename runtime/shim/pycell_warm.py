@@ -57,11 +57,26 @@ def _warm_up():
         for m in allowed:
             if m in sys.modules:
                 guard.proxy(sys.modules[m])
-        pycell_job.pycell_guard.prepare_builtins(guard.denied)
         pycell_job.serialise({"a": [1, 2.5, "x", None, True]})
         pycell_job.missing_packages([])
         pycell_job._trusted_files([])
     except Exception:  # a warm-up only: the job does all of it again, and reports
+        pass
+
+
+def _prepare():
+    """What the policy makes of every job without grants (the checker's
+    sets, the guard with its builtins and module proxies: pycell_job.
+    prepare_policy), built once here, where a job process's fork finds it
+    instead of building its own (a copy-on-write fault for each zygote page
+    that building writes). Made last, once every module is imported: a
+    proxy is a snapshot of its module."""
+    python = _boot.get("python") or {}
+    try:
+        pycell_job.prepare_policy(python)
+        # A job with grants builds its own guard, but takes these builtins.
+        pycell_job.pycell_guard.prepare_builtins(python.get("denied_builtins") or ())
+    except Exception:  # then each job builds its own, as cold
         pass
 
 
@@ -79,26 +94,21 @@ def _cache_distributions():
 
 
 def _probe():
-    """The pages every job process writes: a fork takes the steps each job
-    takes whatever its code (bootstrap, parse, check, guard, builtins, audit
-    hook, compile, result) on a constant job and reports the pages it wrote
+    """The pages every job process writes: a fork runs the shim's job runner
+    on a constant job, as each job's process does whatever its code
+    (bootstrap, parse, check, the prepared guard, builtins, audit hook,
+    compile, exec, result), and reports the pages it wrote
     (runtime/init/prefault.c)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(r)
-            python = _boot.get("python") or {}
-            boot = pycell_job.loads('{"code": "x = 1", "input": null, "imports": [], "packages": []}')
-            tree, _ = pycell_job.pycell_check.parse(boot["code"])
-            pycell_job.missing_packages(boot["packages"])
-            pycell_job.pycell_check.check(tree, ["__future__"], python.get("denied_builtins") or ())
-            guard = pycell_job.pycell_guard.Guard(python, [], 4)
-            code = compile(tree, pycell_job.JOB_FILE, "exec", dont_inherit=True)
-            g = {"__builtins__": guard.builtins_dict()}
-            pycell_job.pycell_guard.make_audit_hook(4, pycell_job._trusted_files([]), (), True, None)
-            exec(code, g)
-            pycell_job.serialise(g.get("x"))
+            boot = pycell_job.loads(pycell_job.dumps({
+                "code": "x = 1", "has_input": False, "input": None, "python": _boot.get("python") or {},
+                "checks": True, "imports": [], "packages": []}))
+            report = pycell_job.run_job(boot, 4, in_sandbox=True)  # no report: fd 4 is closed
+            report.pop("text", None) or pycell_job.dumps(report)
             data = _pycell_zygote.written_pages()
             while data:
                 data = data[os.write(w, data):]
@@ -114,6 +124,7 @@ _boot = {}
 _preimport()
 _cache_distributions()
 _warm_up()
+_prepare()
 # Everything the zygote made so far goes to the permanent generation: the
 # collector in a job never walks (and so never copy-on-write faults) it.
 import gc  # noqa: E402
