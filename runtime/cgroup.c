@@ -25,22 +25,14 @@ const char *const cg_v1_controllers[CG_V1_NCTL] = { "memory", "pids", "cpu", "cp
 
 /* ------------------------------------------------------------ file helpers */
 
-int cg_write(int dirfd, const char *name, struct pc_error *err, const char *fmt, ...)
+int cg_vwrite_fd(int fd, const char *name, struct pc_error *err, const char *fmt, va_list ap)
 {
-	_cleanup_close_ int fd = -1;
 	char buf[128];
-	va_list ap;
 	ssize_t n;
-	int len;
+	int len = vsnprintf(buf, sizeof(buf), fmt, ap);
 
-	va_start(ap, fmt);
-	len = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	if (len < 0 || (size_t)len >= sizeof(buf))
 		return pc_error_set(err, EINVAL, "cgroup value for '%s' too long", name);
-	fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return pc_error_set(err, errno, "open cgroup file '%s'", name);
 	do
 		n = write(fd, buf, (size_t)len);
 	while (n < 0 && errno == EINTR);
@@ -51,19 +43,31 @@ int cg_write(int dirfd, const char *name, struct pc_error *err, const char *fmt,
 	return 0;
 }
 
+int cg_write(int dirfd, const char *name, struct pc_error *err, const char *fmt, ...)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	va_list ap;
+	int r;
+
+	if (fd < 0)
+		return pc_error_set(err, errno, "open cgroup file '%s'", name);
+	va_start(ap, fmt);
+	r = cg_vwrite_fd(fd, name, err, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
 /* With `whole` set, a read that leaves room in buf ends it: a cgroup value
  * file's text is one seq_file record, which the kernel hands over in one
  * read when it fits (the EOF read would only return 0). Lists such as
  * cgroup.procs come a page at a time and are read to EOF. */
-static ssize_t read_text(int dirfd, const char *name, char *buf, size_t len, bool whole)
+ssize_t cg_read_fd(int fd, char *buf, size_t len, bool whole)
 {
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	size_t got = 0;
 
-	if (fd < 0)
-		return -errno;
+	/* pread from 0: a file kept open (cgroup_v1.c) is read afresh each time. */
 	while (got + 1 < len) {
-		ssize_t n = read(fd, buf + got, len - 1 - got);
+		ssize_t n = pread(fd, buf + got, len - 1 - got, (off_t)got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -78,18 +82,22 @@ static ssize_t read_text(int dirfd, const char *name, char *buf, size_t len, boo
 	return (ssize_t)got;
 }
 
+static ssize_t read_text(int dirfd, const char *name, char *buf, size_t len, bool whole)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	return fd < 0 ? -errno : cg_read_fd(fd, buf, len, whole);
+}
+
 ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len)
 {
 	return read_text(dirfd, name, buf, len, false);
 }
 
-long long cg_read_key(int dirfd, const char *name, const char *key)
+long long cg_parse_key(char *buf, const char *key)
 {
-	char buf[4096];
 	size_t klen = strlen(key);
 
-	if (read_text(dirfd, name, buf, sizeof(buf), true) < 0)
-		return -1;
 	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
 			return strtoll(line + klen + 1, NULL, 10);
@@ -97,15 +105,26 @@ long long cg_read_key(int dirfd, const char *name, const char *key)
 	return -1;
 }
 
+long long cg_read_key(int dirfd, const char *name, const char *key)
+{
+	char buf[4096];
+
+	return read_text(dirfd, name, buf, sizeof(buf), true) < 0 ? -1 : cg_parse_key(buf, key);
+}
+
+long long cg_parse_ll(const char *buf)
+{
+	char *end;
+	long long v = strtoll(buf, &end, 10);
+
+	return end == buf ? -1 : v;
+}
+
 long long cg_read_ll(int dirfd, const char *name)
 {
-	char buf[64], *end;
-	long long v;
+	char buf[64];
 
-	if (read_text(dirfd, name, buf, sizeof(buf), true) <= 0)
-		return -1;
-	v = strtoll(buf, &end, 10);
-	return end == buf ? -1 : v;
+	return read_text(dirfd, name, buf, sizeof(buf), true) <= 0 ? -1 : cg_parse_ll(buf);
 }
 
 int cg_open_dir(int atfd, const char *rel)
@@ -268,6 +287,8 @@ struct cg_backend *cg_backend_alloc(void)
 
 	for (int i = 0; b && i < CG_V1_NCTL; i++)
 		b->dir[i] = b->pdir[i] = -1;
+	for (int i = 0; b && i < CG_MAX_OPEN; i++)
+		b->open[i].fd = -1;
 	return b;
 }
 
@@ -491,6 +512,8 @@ void pc_cgroup_destroy(struct pc_cgroup *cg)
 		cleanup_closep(&b->dir[i]);
 		cleanup_closep(&b->pdir[i]);
 	}
+	for (int i = 0; i < CG_MAX_OPEN; i++)
+		cleanup_closep(&b->open[i].fd);
 	free(b);
 	cg->backend = NULL;
 	cg->clone_fd = -1;

@@ -3,12 +3,14 @@
 #define PYCELL_CGROUP_INTERNAL_H
 
 #include <linux/limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include "cgroup.h"
 
-#define CG_V1_NCTL 4 /* memory, pids, cpu, cpuacct */
+#define CG_V1_NCTL  4  /* memory, pids, cpu, cpuacct */
+#define CG_MAX_OPEN 20 /* v1: a group's files kept open (cgroup_v1.c) */
 
 struct cg_backend {
 	int version;
@@ -25,6 +27,12 @@ struct cg_backend {
 	/* v1 counters that cannot be reset, as a reused group starts a job */
 	long long base_oom_kill, base_pids_max;
 	long long mem_limit; /* v1: the memory limit written last, 0: none yet */
+	struct {
+		int ctl;
+		const char *name; /* a string literal of cgroup_v1.c */
+		int fd;
+	} open[CG_MAX_OPEN];
+	int n_open;
 };
 
 extern const char *const cg_v1_controllers[CG_V1_NCTL];
@@ -33,6 +41,14 @@ extern const char *const cg_v1_controllers[CG_V1_NCTL];
  * (isolate's cg_write): cgroup files take a value in one go or not at all. */
 int cg_write(int dirfd, const char *name, struct pc_error *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same on an open file (name: for messages). */
+int cg_vwrite_fd(int fd, const char *name, struct pc_error *err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+/* Reads an open file from its start (see read_text in cgroup.c for whole). */
+ssize_t cg_read_fd(int fd, char *buf, size_t len, bool whole);
+/* The value of a "key N" line in buf, or of a single-number text; -1 when absent. */
+long long cg_parse_key(char *buf, const char *key);
+long long cg_parse_ll(const char *buf);
 /* Reads dirfd/name into buf (NUL-terminated). Returns length or -errno. */
 ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len);
 /* Value of "key N" lines (memory.events, pids.events, cpu.stat,

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -91,6 +92,61 @@ static int make_group(struct cg_backend *b, int i, const char *name, struct pc_e
 	return 0;
 }
 
+/* A group's files stay open while the group lives: a warm handler reuses
+ * its group job after job (cg_v1_reuse), and each read or write is then
+ * one system call, not three. Looked up by controller and name (a string
+ * literal of this file). Returns the fd, or -errno. */
+static int file_fd(struct cg_backend *b, int ctl, const char *name, int mode)
+{
+	int fd;
+
+	for (int i = 0; i < b->n_open; i++) {
+		if (b->open[i].ctl == ctl && strcmp(b->open[i].name, name) == 0)
+			return b->open[i].fd;
+	}
+	fd = openat(b->dir[ctl], name, mode | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (b->n_open == CG_MAX_OPEN) {
+		close(fd);
+		return -EMFILE; /* never: this file opens fewer */
+	}
+	b->open[b->n_open].ctl = ctl, b->open[b->n_open].name = name, b->open[b->n_open++].fd = fd;
+	return fd;
+}
+
+static int v1_write(struct cg_backend *b, int ctl, const char *name, int mode, struct pc_error *err, const char *fmt,
+		    ...) __attribute__((format(printf, 6, 7)));
+static int v1_write(struct cg_backend *b, int ctl, const char *name, int mode, struct pc_error *err, const char *fmt,
+		    ...)
+{
+	int fd = file_fd(b, ctl, name, mode), r;
+	va_list ap;
+
+	if (fd < 0)
+		return pc_error_set(err, -fd, "open cgroup file '%s'", name);
+	va_start(ap, fmt);
+	r = cg_vwrite_fd(fd, name, err, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static long long v1_read_ll(struct cg_backend *b, int ctl, const char *name, int mode)
+{
+	char buf[64];
+	int fd = file_fd(b, ctl, name, mode);
+
+	return fd < 0 || cg_read_fd(fd, buf, sizeof(buf), true) <= 0 ? -1 : cg_parse_ll(buf);
+}
+
+static long long v1_read_key(struct cg_backend *b, int ctl, const char *name, const char *key)
+{
+	char buf[4096];
+	int fd = file_fd(b, ctl, name, O_RDONLY);
+
+	return fd < 0 || cg_read_fd(fd, buf, sizeof(buf), true) < 0 ? -1 : cg_parse_key(buf, key);
+}
+
 /* memsw (memory+swap) must stay >= the memory limit at every step, so memory
  * goes first when it falls or is new (both start unlimited), memsw first
  * when a reused group's limit rises. memsw == memory means no swap. Without
@@ -100,14 +156,14 @@ static int write_memory(struct cg_backend *b, long long mem, struct pc_error *er
 	bool rise = b->mem_limit > 0 && mem > b->mem_limit;
 	int r;
 
-	if (!rise && (r = cg_write(b->dir[MEM], "memory.limit_in_bytes", err, "%lld", mem)) < 0)
+	if (!rise && (r = v1_write(b, MEM, "memory.limit_in_bytes", O_WRONLY, err, "%lld", mem)) < 0)
 		return r;
-	r = cg_write(b->dir[MEM], "memory.memsw.limit_in_bytes", NULL, "%lld", mem);
+	r = v1_write(b, MEM, "memory.memsw.limit_in_bytes", O_WRONLY, NULL, "%lld", mem);
 	if (r == -ENOENT)
 		(void)cg_write(b->dir[MEM], "memory.swappiness", NULL, "0");
 	else if (r < 0)
 		return pc_error_set(err, -r, "write '%lld' to 'memory.memsw.limit_in_bytes'", mem);
-	if (rise && (r = cg_write(b->dir[MEM], "memory.limit_in_bytes", err, "%lld", mem)) < 0)
+	if (rise && (r = v1_write(b, MEM, "memory.limit_in_bytes", O_WRONLY, err, "%lld", mem)) < 0)
 		return r;
 	b->mem_limit = mem;
 	return 0;
@@ -125,12 +181,12 @@ static int write_limits(struct cg_backend *b, const long long *limits, struct pc
 	if (mem != b->mem_limit && (r = write_memory(b, mem, err)) < 0)
 		return r;
 	if ((fresh || limits[PC_LIM_PIDS] != b->limits[PC_LIM_PIDS]) &&
-	    (r = cg_write(b->dir[PIDS], "pids.max", err, "%lld", limits[PC_LIM_PIDS])) < 0)
+	    (r = v1_write(b, PIDS, "pids.max", O_WRONLY, err, "%lld", limits[PC_LIM_PIDS])) < 0)
 		return r;
 	if (fresh && (r = cg_write(b->dir[CPU], "cpu.cfs_period_us", err, "%d", CFS_PERIOD_US)) < 0)
 		return r;
 	if ((fresh || limits[PC_LIM_CPU_PERCENT] != b->limits[PC_LIM_CPU_PERCENT]) &&
-	    (r = cg_write(b->dir[CPU], "cpu.cfs_quota_us", err, "%lld", quota)) < 0)
+	    (r = v1_write(b, CPU, "cpu.cfs_quota_us", O_WRONLY, err, "%lld", quota)) < 0)
 		return r;
 	memcpy(b->limits, limits, sizeof(b->limits));
 	return 0;
@@ -154,7 +210,7 @@ int cg_v1_attach(struct cg_backend *b, pid_t pid, struct pc_error *err)
 		int r;
 		if (b->shared[i])
 			continue;
-		if ((r = cg_write(b->dir[i], "cgroup.procs", err, "%d", (int)pid)) < 0)
+		if ((r = v1_write(b, i, "cgroup.procs", O_WRONLY, err, "%d", (int)pid)) < 0)
 			return pc_error_wrap(err, "attach to cgroup '%s'", cg_v1_controllers[i]);
 	}
 	return 0;
@@ -173,7 +229,7 @@ void cg_v1_kill(struct cg_backend *b)
 
 int cg_v1_cpu_ns(struct cg_backend *b, long long *ns)
 {
-	long long v = cg_read_ll(b->dir[CPUACCT], "cpuacct.usage");
+	long long v = v1_read_ll(b, CPUACCT, "cpuacct.usage", O_RDWR);
 
 	if (v < 0)
 		return -EIO;
@@ -187,14 +243,14 @@ void cg_v1_stats(struct cg_backend *b, struct pc_cgroup_stats *st)
 
 	if (cg_v1_cpu_ns(b, &v) == 0)
 		st->cpu_ns = v;
-	st->peak_memory_bytes = cg_read_ll(b->dir[MEM], "memory.max_usage_in_bytes");
+	st->peak_memory_bytes = v1_read_ll(b, MEM, "memory.max_usage_in_bytes", O_RDWR);
 	/* memory.oom_control has "oom_kill N" since Linux 4.13; failcnt only
 	 * says the limit was reached (reclaim may have coped). A reused group
 	 * counts from its baselines (cg_v1_reuse). */
-	st->oom_killed = cg_read_key(b->dir[MEM], "memory.oom_control", "oom_kill") > b->base_oom_kill;
+	st->oom_killed = v1_read_key(b, MEM, "memory.oom_control", "oom_kill") > b->base_oom_kill;
 	st->memory_hit =
-	    cg_read_ll(b->dir[MEM], "memory.failcnt") > 0 || cg_read_ll(b->dir[MEM], "memory.memsw.failcnt") > 0;
-	st->pids_hit = cg_read_key(b->dir[PIDS], "pids.events", "max") > b->base_pids_max;
+	    v1_read_ll(b, MEM, "memory.failcnt", O_RDWR) > 0 || v1_read_ll(b, MEM, "memory.memsw.failcnt", O_RDWR) > 0;
+	st->pids_hit = v1_read_key(b, PIDS, "pids.events", "max") > b->base_pids_max;
 }
 
 /* A warm handler's group again, for its next job (cgroup.c says when):
@@ -205,7 +261,7 @@ void cg_v1_stats(struct cg_backend *b, struct pc_cgroup_stats *st)
  * reclaimable) stays: the peak starts from it. */
 int cg_v1_reuse(struct cg_backend *b, const long long *limits, struct pc_error *err)
 {
-	long long used = cg_read_ll(b->dir[MEM], "memory.usage_in_bytes");
+	long long used = v1_read_ll(b, MEM, "memory.usage_in_bytes", O_RDONLY);
 	long long room = limits[PC_LIM_MEMORY_MB] * 1024 * 1024 / 8;
 	int r;
 
@@ -215,15 +271,15 @@ int cg_v1_reuse(struct cg_backend *b, const long long *limits, struct pc_error *
 	 * answer: while that is still charged here, this job gets a fresh group. */
 	if (used < 0 || used > (room < REUSE_MAX_CHARGED ? room : REUSE_MAX_CHARGED))
 		return pc_error_set(err, EBUSY, "%lld bytes still charged to the group", used);
-	if ((r = cg_write(b->dir[MEM], "memory.max_usage_in_bytes", err, "0")) < 0 ||
-	    (r = cg_write(b->dir[MEM], "memory.failcnt", err, "0")) < 0 ||
-	    (r = cg_write(b->dir[CPUACCT], "cpuacct.usage", err, "0")) < 0)
+	if ((r = v1_write(b, MEM, "memory.max_usage_in_bytes", O_RDWR, err, "0")) < 0 ||
+	    (r = v1_write(b, MEM, "memory.failcnt", O_RDWR, err, "0")) < 0 ||
+	    (r = v1_write(b, CPUACCT, "cpuacct.usage", O_RDWR, err, "0")) < 0)
 		return r;
-	r = cg_write(b->dir[MEM], "memory.memsw.failcnt", NULL, "0");
+	r = v1_write(b, MEM, "memory.memsw.failcnt", O_RDWR, NULL, "0");
 	if (r < 0 && r != -ENOENT)
 		return pc_error_set(err, -r, "reset 'memory.memsw.failcnt'");
-	b->base_oom_kill = cg_read_key(b->dir[MEM], "memory.oom_control", "oom_kill");
-	b->base_pids_max = cg_read_key(b->dir[PIDS], "pids.events", "max");
+	b->base_oom_kill = v1_read_key(b, MEM, "memory.oom_control", "oom_kill");
+	b->base_pids_max = v1_read_key(b, PIDS, "pids.events", "max");
 	if (b->base_oom_kill < 0 || b->base_pids_max < 0)
 		return pc_error_set(err, EIO, "read the group's oom_kill and pids max counts");
 	return write_limits(b, limits, err);

@@ -36,13 +36,24 @@ OUTCOMES = [
 
 def fd_kinds(pid):
     """The handler's descriptors by kind (pipe, socket, memfd, file path):
-    inode numbers differ from job to job, the kinds and counts must not."""
-    kinds = collections.Counter()
+    inode numbers differ from job to job, the kinds and counts must not.
+    Its job group (v1: kept for the next job, its files open with it,
+    cgroup_v1.c) is counted apart: one group, its 4 directories and at most
+    the 15 files it uses."""
+    kinds, groups = collections.Counter(), set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            kinds[re.sub(r"\[\d+\]|\(deleted\)| ", "", os.readlink(f"/proc/{pid}/fd/{fd}"))] += 1
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
         except FileNotFoundError:
-            pass
+            continue
+        m = re.match(r"/sys/fs/cgroup/[^/]+/[^/]+/(job-[^/]+)(/|$)", link)
+        if m:
+            groups.add(m.group(1))
+            kinds["cgroup files"] += 1
+        else:
+            kinds[re.sub(r"\[\d+\]|\(deleted\)| ", "", link)] += 1
+    assert len(groups) <= 1 and kinds["cgroup files"] <= 4 + 15, (groups, kinds)
+    kinds.pop("cgroup files", None)
     return kinds
 
 
