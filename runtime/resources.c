@@ -90,7 +90,7 @@ int pc_resources_prepare(struct pc_resources *rc, const long long limits[PC_LIM_
 {
 	int r;
 
-	if ((r = block_signals(rc, err)) < 0)
+	if (!rc->signals_ignored && (r = block_signals(rc, err)) < 0)
 		return r;
 	if (geteuid() == 0 && !rc->zygote_uid) {
 		if ((r = pc_lease_acquire(&rc->lease, err)) < 0)

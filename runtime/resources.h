@@ -29,6 +29,7 @@ struct pc_resources {
 	const struct pc_cgroup *cg_tree; /* warm on v2: the zygote's tree (cgroup_warm.c) */
 	bool zygote_uid;		 /* warm: the job runs as its zygote's uid, no lease */
 	struct pc_cgroup *cg_parked;	 /* warm handler on v1: its group kept between jobs */
+	bool signals_ignored;		 /* warm handler: no SIGTERM/SIGINT/SIGHUP signalfd */
 	struct pc_rlimit rl[PC_MAX_RLIMITS];
 	size_t n_rl;
 	long long cpu_limit_ns;

@@ -143,6 +143,7 @@ int pc_run_job(struct pc_run *r)
 	r->rc.cg_tree = r->zygote && r->zygote->cg.clone_fd >= 0 ? &r->zygote->cg : NULL;
 	r->rc.zygote_uid = r->zygote != NULL;
 	r->rc.cg_parked = r->cg_parked;
+	r->rc.signals_ignored = r->signals_ignored;
 	pc_job_effective_limits(r->job, r->policy, r->limits);
 	pc_image_init(&img);
 	/* Warm mode: the zygote holds the rootfs, exec filter and policy filter. */

@@ -37,6 +37,7 @@ struct pc_run {
 	bool defer_release;	     /* the caller runs pc_resources_release(&rc) itself,
 				      * after answering (serve.c: rmdir is off the path) */
 	struct pc_cgroup *cg_parked; /* a warm handler's group kept between its jobs (v1) */
+	bool signals_ignored;	     /* a warm handler: SIGTERM/SIGINT/SIGHUP never end the job */
 	/* outputs */
 	long long limits[PC_LIM_COUNT];
 	struct pc_stream out, err, res;

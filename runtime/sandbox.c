@@ -211,8 +211,10 @@ child_main(const struct pc_sandbox_config *cfg, struct pc_sandbox *sb, int sync_
 	/* The sandbox dies with its supervisor. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(125);
-	/* The supervisor blocks SIGTERM/SIGINT/SIGHUP for its signalfd; the
-	 * mask survives clone and exec, the job must not inherit it. */
+	/* The supervisor blocks SIGTERM/SIGINT/SIGHUP for its signalfd (a warm
+	 * handler ignores them); mask and ignored signals survive clone and
+	 * exec, the job must inherit neither. */
+	signal(SIGTERM, SIG_DFL), signal(SIGINT, SIG_DFL), signal(SIGHUP, SIG_DFL), signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &(sigset_t){ 0 }, NULL);
 	if (child_namespaces(&e) < 0)
 		child_fail(sync_fd, &e);

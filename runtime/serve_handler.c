@@ -93,7 +93,8 @@ static void run_job(struct server *s, struct pc_zygote *z, int wfd, const char *
 				    .rootfs = s->c.rootfs,
 				    .zygote = z,
 				    .defer_release = true,
-				    .cg_parked = &parked };
+				    .cg_parked = &parked,
+				    .signals_ignored = true };
 		json_object *res;
 
 		r.trace[r.n_trace++] = (struct pc_trace){ "validate", true, (double)(now_ns() - t0) / 1e6 };

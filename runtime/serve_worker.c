@@ -48,6 +48,12 @@ static void in_child(struct server *s, int keep)
 		if (s->w[i].fd >= 0)
 			close(s->w[i].fd);
 	}
+	/* The server alone stops it (EOF on its channel): a SIGINT from the
+	 * terminal to the whole process group, or a stray SIGTERM, must not
+	 * cut a job short while the server shuts down gracefully (the job's
+	 * pipeline then blocks none of them: run.h signals_ignored). A gone
+	 * server's pipe is an EPIPE, not a SIGPIPE. */
+	signal(SIGTERM, SIG_IGN), signal(SIGINT, SIG_IGN), signal(SIGHUP, SIG_IGN), signal(SIGPIPE, SIG_IGN);
 	sigprocmask(SIG_SETMASK, &(sigset_t){ { 0 } }, NULL);
 	pc_handler_main(s, keep);
 }

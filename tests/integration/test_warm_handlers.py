@@ -220,3 +220,28 @@ def test_on_v1_a_handler_reuses_its_job_group_with_fresh_limits_and_counters(ser
     wait_for(s, "inflight", 0)
     assert s.health()["handlers"] == [handler]
     assert sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("job-")) == groups
+
+
+def test_a_stray_signal_to_a_handler_does_not_cut_its_job(server_factory):
+    """Only the server stops a handler (EOF on its channel): SIGINT from a
+    terminal reaches the whole process group, and a graceful shutdown
+    still answers the running jobs."""
+    s = server_factory("--policy", ABLATION, "--max-inflight", "1")
+    assert s.run({"code": "result = 1"})[1]["result"] == 1
+    wait_for(s, "inflight", 0)
+    handler = s.health()["handlers"][0]
+    os.kill(handler, signal.SIGTERM)  # idle
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=s.run({"code": SLOW, "limits": {"wall_ms": 3000}})))
+    t.start()
+    wait_for(s, "inflight", 1)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):  # busy
+        os.kill(handler, sig)
+    t.join()
+    assert out["r"][1]["status"] == "ok" and out["r"][1]["result"] == 1, out["r"][1].get("error")
+    wait_for(s, "inflight", 0)
+    assert s.health()["handlers"] == [handler]
+    # the job does not inherit the ignored signals
+    status, doc = s.run({"code": "import signal\nresult = [int(signal.getsignal(x)) for x in "
+                                 "(signal.SIGTERM, signal.SIGHUP)]"})
+    assert doc["result"] == [int(signal.SIG_DFL)] * 2, doc
