@@ -120,7 +120,11 @@ class Checker:
         self.imports = set()  # absolute module names the code imports
 
     def visit(self, node):
-        getattr(self, "visit_" + type(node).__name__, self.generic_visit)(node)
+        f = _VISITORS.get(type(node))
+        if f is None:
+            self.generic_visit(node)
+        else:
+            f(self, node)
 
     def generic_visit(self, node):
         AST = ast.AST
@@ -236,6 +240,15 @@ class Checker:
                                   and len(node.patterns) == 1):
             self.add("match_class_pattern_not_allowed")
         self.generic_visit(node)
+
+
+# visit()'s dispatch: the visit_X method of each node class X, found by the
+# class itself. A getattr by a name made per node ("visit_" + name) missed
+# CPython's type attribute cache every time (it is keyed by the name
+# object), and in a warm job each miss wrote a slot of the zygote's copy of
+# that cache: a page copied.
+_VISITORS = {getattr(ast, name[6:]): f for name, f in vars(Checker).items()
+             if name.startswith("visit_") and isinstance(getattr(ast, name[6:], None), type)}
 
 
 def check_imports(requested, allowed_imports, grantable):
