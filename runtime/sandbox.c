@@ -295,27 +295,16 @@ static int write_id_maps(const struct pc_sandbox_config *cfg, pid_t pid, struct 
  * (SCM_RIGHTS), which *passed_fd receives (-1 when none came). */
 int pc_sync_recv(int fd, struct pc_sync_msg *m, int *passed_fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c;
 	ssize_t n;
 
-	*passed_fd = -1;
 	/* ECONNRESET: the peer exited with one of our records unread (a child
 	 * that failed before reading go). It is reported once, ahead of the
 	 * records the peer queued before exiting, which the next call reads. */
 	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
+		n = recv_fd(fd, m, sizeof(*m), 0, passed_fd);
+	while (n == -ECONNRESET);
 	if (n < 0)
-		return -errno;
-	c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
+		return (int)n;
 	m->msg[sizeof(m->msg) - 1] = '\0';
 	return n == (ssize_t)sizeof(*m) ? 1 : 0; /* 0: EOF or short record */
 }

@@ -435,21 +435,8 @@ void pc_seccomp_free(struct pc_seccomp *s)
 static int send_listener(int sync_fd, int listener)
 {
 	struct pc_sync_msg m = { .type = PC_SYNC_SECCOMP_FD };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c;
 
-	memset(u.buf, 0, sizeof(u.buf));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &listener, sizeof(int));
-	return sendmsg(sync_fd, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
+	return send_fds(sync_fd, &m, sizeof(m), &listener, 1) < 0 ? -1 : 0;
 }
 
 int pc_seccomp_setup_child(const struct pc_seccomp *s, int sync_fd, struct pc_error *err)

@@ -113,22 +113,9 @@ static void run_job(struct server *s, struct pc_zygote *z, int wfd, const char *
  * 1, or 0 at EOF or on anything malformed (the server is gone or broken). */
 static int next_work(int ch, struct work *q, int *wfd, char **body)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec v = { q, sizeof(*q) };
-	struct msghdr mh = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm;
-	ssize_t n;
+	ssize_t n = recv_fd(ch, q, sizeof(*q), MSG_WAITALL, wfd);
 
-	*wfd = -1, *body = NULL;
-	do
-		n = recvmsg(ch, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
-	while (n < 0 && errno == EINTR);
-	cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
-	if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(wfd, CMSG_DATA(cm), sizeof(int));
+	*body = NULL;
 	if (n != (ssize_t)sizeof(*q) || *wfd < 0 || q->magic != WORK_MAGIC || q->zi >= MAX_POOL ||
 	    !(*body = malloc((size_t)q->len + 1)))
 		goto bad;

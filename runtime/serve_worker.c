@@ -90,25 +90,13 @@ static struct worker *spawn(struct server *s)
 static int send_work(int fd, const struct conn *c, int zi, int wfd)
 {
 	struct work q = { .magic = WORK_MAGIC, .route = (uint8_t)c->route, .zi = (uint8_t)zi, .len = (uint32_t)c->len };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u = { 0 };
-	struct iovec v = { &q, sizeof(q) };
-	struct msghdr mh = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	ssize_t n;
 
 	snprintf(q.method, sizeof(q.method), "%s", c->method);
-	cm->cmsg_level = SOL_SOCKET, cm->cmsg_type = SCM_RIGHTS, cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &wfd, sizeof(int));
-	do
-		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(q))
+	if (send_fds(fd, &q, sizeof(q), &wfd, 1) < 0)
 		return -1;
 	for (size_t off = 0; off < c->len;) {
-		n = send(fd, c->body + off, c->len - off, MSG_NOSIGNAL);
+		ssize_t n = send(fd, c->body + off, c->len - off, MSG_NOSIGNAL);
+
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)

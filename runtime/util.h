@@ -44,6 +44,15 @@ int write_all(int fd, const void *buf, size_t len);
 struct iovec;
 /* Write all of v[0..cnt), retrying on EINTR and short writes; v is consumed. */
 int writev_all(int fd, struct iovec *v, int cnt);
+#define PC_MAX_PASSED_FDS 8
+/* One record on a Unix socket with nfds (<= PC_MAX_PASSED_FDS) descriptors
+ * (SCM_RIGHTS), MSG_NOSIGNAL, retried on EINTR. 0, or -errno (-EPIPE for
+ * a short send). */
+int send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/* recvmsg of one record into buf with at most one passed descriptor: *fd
+ * gets it (O_CLOEXEC), or -1 when none came. flags as for recvmsg(2);
+ * EINTR retried. Returns the length read, or -errno. */
+ssize_t recv_fd(int sock, void *buf, size_t len, int flags, int *fd);
 /* Monotonic clock in nanoseconds. */
 long long now_ns(void);
 

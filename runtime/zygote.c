@@ -99,30 +99,7 @@ static int memfd_of(const char *name, const void *data, size_t len, struct pc_er
 	return fd;
 }
 
-static int send_with_fds(int sock, const struct pc_warm_req *q, const int *fds, int n)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * PC_WARM_MAX_FDS)];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = (void *)q, .iov_len = sizeof(*q) };
-	struct msghdr mh = { .msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	ssize_t s;
-
-	memset(u.buf, 0, sizeof(u.buf));
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-	memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
-	do
-		s = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (s < 0 && errno == EINTR);
-	return s == (ssize_t)sizeof(*q) ? 0 : -(s < 0 ? errno : EPIPE);
-}
+_Static_assert(PC_WARM_MAX_FDS <= PC_MAX_PASSED_FDS, "send_fds carries every descriptor of a request");
 
 /* The policy's seccomp filter, built here as for a cold job, handed over
  * once; on cgroup v2 with the group of the zygote's first spare. */
@@ -145,7 +122,7 @@ static int send_policy_filter(struct pc_zygote *z, const struct pc_policy *pol, 
 			  sc.enabled ? sc.prog.len * sizeof(*sc.prog.filter) : 0, err);
 	if (r >= 0 && z->cg.clone_fd >= 0)
 		r = cg = pc_cgroup_tree_group(&z->cg, err), n = 2;
-	if (r >= 0 && (r = send_with_fds(z->sb.sync_fd, &q, (int[]){ fd, cg }, n)) < 0)
+	if (r >= 0 && (r = send_fds(z->sb.sync_fd, &q, sizeof(q), (int[]){ fd, cg }, n)) < 0)
 		pc_error_set(err, -r, "hand the seccomp filter to the zygote");
 	pc_seccomp_free(&sc);
 	return r < 0 ? r : 0;
@@ -376,7 +353,7 @@ int pc_zygote_start_job(struct pc_zygote *z, const struct pc_sandbox_config *cfg
 			return cg_next;
 		fds[nfds++] = cg_next;
 	}
-	if ((r = send_with_fds(z->sb.sync_fd, &q, fds, nfds)) < 0) {
+	if ((r = send_fds(z->sb.sync_fd, &q, sizeof(q), fds, nfds)) < 0) {
 		z->broken = true;
 		return pc_error_set(err, -r, "hand the job to the zygote");
 	}

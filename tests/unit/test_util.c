@@ -1,4 +1,5 @@
-/* writev_all: every byte of every iovec, in order, across short writes. */
+/* writev_all: every byte of every iovec, in order, across short writes.
+ * send_fds / recv_fd: a record and its descriptor across a socketpair. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -6,11 +7,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -89,11 +93,43 @@ static void test_writev_all_reports_a_closed_reader(void **state)
 	close(p[1]);
 }
 
+/* The descriptor that arrives is a new one for the same pipe, close-on-exec. */
+static void test_send_fds_passes_a_descriptor(void **state)
+{
+	int sv[2], p[2], got = -2;
+	char rec[8] = "record!", in[8] = { 0 }, c = 0;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(send_fds(sv[0], rec, sizeof(rec), &p[1], 1), 0);
+	assert_int_equal(recv_fd(sv[1], in, sizeof(in), 0, &got), (ssize_t)sizeof(rec));
+	assert_memory_equal(in, rec, sizeof(rec));
+	assert_true(got >= 0 && got != p[1]);
+	assert_true(fcntl(got, F_GETFD) & FD_CLOEXEC);
+	close(p[1]);
+	assert_int_equal(write(got, "x", 1), 1);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	assert_int_equal(c, 'x');
+	close(got);
+	/* no descriptor: -1; too many: refused before sending */
+	assert_int_equal(send_fds(sv[0], rec, sizeof(rec), NULL, 0), 0);
+	assert_int_equal(recv_fd(sv[1], in, sizeof(in), 0, &got), (ssize_t)sizeof(rec));
+	assert_int_equal(got, -1);
+	assert_int_equal(send_fds(sv[0], rec, sizeof(rec), (int[PC_MAX_PASSED_FDS + 1]){ 0 }, PC_MAX_PASSED_FDS + 1),
+			 -EINVAL);
+	/* a closed peer: -EPIPE, and no SIGPIPE (MSG_NOSIGNAL) */
+	close(sv[1]);
+	assert_int_equal(send_fds(sv[0], rec, sizeof(rec), NULL, 0), -EPIPE);
+	close(sv[0]), close(p[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writev_all_across_short_writes),
 		cmocka_unit_test(test_writev_all_reports_a_closed_reader),
+		cmocka_unit_test(test_send_fds_passes_a_descriptor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
