@@ -94,11 +94,11 @@ ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len)
 	return read_text(dirfd, name, buf, len, false);
 }
 
-long long cg_parse_key(char *buf, const char *key)
+long long cg_parse_key(const char *buf, const char *key)
 {
 	size_t klen = strlen(key);
 
-	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (const char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
 			return strtoll(line + klen + 1, NULL, 10);
 	}

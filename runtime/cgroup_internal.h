@@ -23,12 +23,11 @@ struct cg_backend {
 	bool empty;			/* v1: cgroup.procs read empty since the attach (cg_v1_kill) */
 	uid_t owner;			/* v2 zygote tree: the zygote's host uid */
 	bool adopt;			/* v2 warm job: setup_parent adopts the group */
-	long long limits[PC_LIM_COUNT]; /* ... and then writes these (v1: the limits written last) */
+	long long limits[PC_LIM_COUNT]; /* ... and then writes these (v1: the limits written last, 0: none yet) */
 	/* v1 counters that cannot be reset, as a reused group starts a job */
 	long long base_oom_kill, base_pids_max;
-	long long mem_limit; /* v1: the memory limit written last, 0: none yet */
 	struct {
-		int ctl;
+		int ctl, mode;
 		const char *name; /* a string literal of cgroup_v1.c */
 		int fd;
 	} open[CG_MAX_OPEN];
@@ -47,7 +46,7 @@ int cg_vwrite_fd(int fd, const char *name, struct pc_error *err, const char *fmt
 /* Reads an open file from its start (see read_text in cgroup.c for whole). */
 ssize_t cg_read_fd(int fd, char *buf, size_t len, bool whole);
 /* The value of a "key N" line in buf, or of a single-number text; -1 when absent. */
-long long cg_parse_key(char *buf, const char *key);
+long long cg_parse_key(const char *buf, const char *key);
 long long cg_parse_ll(const char *buf);
 /* Reads dirfd/name into buf (NUL-terminated). Returns length or -errno. */
 ssize_t cg_read(int dirfd, const char *name, char *buf, size_t len);

@@ -95,13 +95,13 @@ static int make_group(struct cg_backend *b, int i, const char *name, struct pc_e
 /* A group's files stay open while the group lives: a warm handler reuses
  * its group job after job (cg_v1_reuse), and each read or write is then
  * one system call, not three. Looked up by controller and name (a string
- * literal of this file). Returns the fd, or -errno. */
+ * literal of this file) and open mode. Returns the fd, or -errno. */
 static int file_fd(struct cg_backend *b, int ctl, const char *name, int mode)
 {
 	int fd;
 
 	for (int i = 0; i < b->n_open; i++) {
-		if (b->open[i].ctl == ctl && strcmp(b->open[i].name, name) == 0)
+		if (b->open[i].ctl == ctl && b->open[i].mode == mode && strcmp(b->open[i].name, name) == 0)
 			return b->open[i].fd;
 	}
 	fd = openat(b->dir[ctl], name, mode | O_CLOEXEC | O_NOFOLLOW);
@@ -111,7 +111,8 @@ static int file_fd(struct cg_backend *b, int ctl, const char *name, int mode)
 		close(fd);
 		return -EMFILE; /* never: this file opens fewer */
 	}
-	b->open[b->n_open].ctl = ctl, b->open[b->n_open].name = name, b->open[b->n_open++].fd = fd;
+	b->open[b->n_open].ctl = ctl, b->open[b->n_open].mode = mode, b->open[b->n_open].name = name;
+	b->open[b->n_open++].fd = fd;
 	return fd;
 }
 
@@ -151,9 +152,9 @@ static long long v1_read_key(struct cg_backend *b, int ctl, const char *name, co
  * goes first when it falls or is new (both start unlimited), memsw first
  * when a reused group's limit rises. memsw == memory means no swap. Without
  * swap accounting the file is absent and swappiness 0 is the best v1 can do. */
-static int write_memory(struct cg_backend *b, long long mem, struct pc_error *err)
+static int write_memory(struct cg_backend *b, long long mem, long long last, struct pc_error *err)
 {
-	bool rise = b->mem_limit > 0 && mem > b->mem_limit;
+	bool rise = last > 0 && mem > last;
 	int r;
 
 	if (!rise && (r = v1_write(b, MEM, "memory.limit_in_bytes", O_WRONLY, err, "%lld", mem)) < 0)
@@ -165,7 +166,6 @@ static int write_memory(struct cg_backend *b, long long mem, struct pc_error *er
 		return pc_error_set(err, -r, "write '%lld' to 'memory.memsw.limit_in_bytes'", mem);
 	if (rise && (r = v1_write(b, MEM, "memory.limit_in_bytes", O_WRONLY, err, "%lld", mem)) < 0)
 		return r;
-	b->mem_limit = mem;
 	return 0;
 }
 
@@ -173,12 +173,12 @@ static int write_memory(struct cg_backend *b, long long mem, struct pc_error *er
  * what differs is written. */
 static int write_limits(struct cg_backend *b, const long long *limits, struct pc_error *err)
 {
-	long long mem = limits[PC_LIM_MEMORY_MB] * 1024 * 1024;
+	long long mem = limits[PC_LIM_MEMORY_MB] * 1024 * 1024, last = b->limits[PC_LIM_MEMORY_MB] * 1024 * 1024;
 	long long quota = limits[PC_LIM_CPU_PERCENT] * CFS_PERIOD_US / 100;
-	bool fresh = !b->mem_limit;
+	bool fresh = !last;
 	int r;
 
-	if (mem != b->mem_limit && (r = write_memory(b, mem, err)) < 0)
+	if (mem != last && (r = write_memory(b, mem, last, err)) < 0)
 		return r;
 	if ((fresh || limits[PC_LIM_PIDS] != b->limits[PC_LIM_PIDS]) &&
 	    (r = v1_write(b, PIDS, "pids.max", O_WRONLY, err, "%lld", limits[PC_LIM_PIDS])) < 0)
@@ -261,12 +261,12 @@ void cg_v1_stats(struct cg_backend *b, struct pc_cgroup_stats *st)
  * reclaimable) stays: the peak starts from it. */
 int cg_v1_reuse(struct cg_backend *b, const long long *limits, struct pc_error *err)
 {
-	long long used = v1_read_ll(b, MEM, "memory.usage_in_bytes", O_RDONLY);
-	long long room = limits[PC_LIM_MEMORY_MB] * 1024 * 1024 / 8;
+	long long used, room = limits[PC_LIM_MEMORY_MB] * 1024 * 1024 / 8;
 	int r;
 
 	if (!b->empty)
 		return pc_error_set(err, EBUSY, "the group is not known to be empty");
+	used = v1_read_ll(b, MEM, "memory.usage_in_bytes", O_RDONLY);
 	/* The last job's tmpfs is freed as its leader exits, a moment after its
 	 * answer: while that is still charged here, this job gets a fresh group. */
 	if (used < 0 || used > (room < REUSE_MAX_CHARGED ? room : REUSE_MAX_CHARGED))
