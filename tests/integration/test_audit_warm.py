@@ -9,7 +9,6 @@ import json
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -31,24 +30,6 @@ class Server(WarmServer):
 
 def audit(iso, *args, timeout=120):
     return subprocess.run([PYCELL, "audit", *args], capture_output=True, text=True, timeout=timeout, env=iso.env)
-
-
-def children(pid):
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return {int(x) for x in out.split()}
-
-
-def settled(server, timeout=10):
-    """(children, health): the server's children once exited handlers are
-    reaped (on SIGCHLD, a moment after their channel closes) and what its
-    /health lists: its pool zygotes and live handlers, nothing else."""
-    deadline = time.time() + timeout
-    while True:
-        h = server.health()
-        now = children(server.proc.pid)
-        if now == set(h["zygotes"]) | set(h["handlers"]) or time.time() > deadline:
-            return now, h
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +102,8 @@ def test_text_and_markdown_reports_say_warm(iso, default):
 
 def test_the_audit_leaves_the_pool_cgroups_and_processes_alone(iso, default):
     assert default.run({"code": "result = 1"})[1]["status"] == "ok"
-    now, h0 = settled(default)
-    assert now == set(h0["zygotes"]) | set(h0["handlers"])
+    now, want, h0 = default.settled()
+    assert now == want
     leases0 = iso.leases()  # once the last job's handler has released its own
     results = []
 
@@ -136,10 +117,10 @@ def test_the_audit_leaves_the_pool_cgroups_and_processes_alone(iso, default):
     t.join()
     assert p.returncode == 0, p.stdout + p.stderr
     assert [(s, d["status"], d["result"]) for s, d in results] == [(200, "ok", n * 7) for n in range(6)]
-    now, h1 = settled(default)
+    now, want, h1 = default.settled()
     assert h1["zygotes"] == h0["zygotes"], "the audit replaced or added a pool zygote"
     assert h1["replaced"] == h0["replaced"]
-    assert now == set(h1["zygotes"]) | set(h1["handlers"]), "the audit's zygote outlived it"
+    assert now == want, "the audit's zygote outlived it"
     # on v1 a live handler keeps its job group for its next job; nothing else is left
     kept = [g for g in iso.job_groups() if not any(f"/job-{h}-" in g for h in h1["handlers"])]
     assert not kept, "a job cgroup was left behind"

@@ -71,6 +71,20 @@ class WarmServer:
         assert status == 200
         return json.loads(data)
 
+    def settled(self, timeout=10):
+        """(children, expected, health): the server's children once exited
+        handlers are reaped (on SIGCHLD, a moment after their channel
+        closes), against its pool zygotes and live handlers as /health lists
+        them (docs/warm.md)."""
+        deadline = time.time() + timeout
+        while True:
+            h = self.health()
+            want = set(h["zygotes"]) | set(h["handlers"])
+            now = children(self.proc.pid)
+            if now == want or time.time() > deadline:
+                return now, want, h
+            time.sleep(0.05)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -91,6 +105,12 @@ def our_cgroups():
     if not CGROUP_V1.is_dir():
         return set()
     return {p.name for p in CGROUP_V1.iterdir() if p.is_dir() and p.name.startswith("job-")}
+
+
+def children(pid):
+    """pid's children (a single-threaded process: its main thread's list)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(x) for x in f.read().split()}
 
 
 def descendants(pid):

@@ -65,25 +65,6 @@ def alive(pid):
         return False
 
 
-def settled(s, timeout=10):
-    """(children, expected): the server's children once exited handlers are
-    reaped (on SIGCHLD, a moment after their channel closes), against its
-    pool zygotes and live handlers as /health lists them."""
-    deadline = time.time() + timeout
-    while True:
-        h = s.health()
-        want = set(h["zygotes"]) | set(h["handlers"])
-        now = set(children(s.proc.pid))
-        if now == want or time.time() > deadline:
-            return now, want
-        time.sleep(0.05)
-
-
-def children(pid):
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(x) for x in f.read().split()]
-
-
 def test_one_handler_runs_job_after_job_and_keeps_nothing(server_factory):
     s = server_factory("--policy", ABLATION, "--max-inflight", "1")
     assert s.run({"code": "result = 1"})[1]["result"] == 1
@@ -98,7 +79,7 @@ def test_one_handler_runs_job_after_job_and_keeps_nothing(server_factory):
         h = s.health()
         assert h["handlers"] == handlers, f"the handler was replaced after {code or 'ok'}"
         assert fd_kinds(handlers[0]) == first, f"descriptors left in the handler after {code or 'ok'}"
-    now, want = settled(s)
+    now, want, _ = s.settled()
     assert now == want
 
 
@@ -120,7 +101,7 @@ def test_a_zygote_replacement_retires_the_handlers_holding_it(server_factory):
     assert len(old_handlers) == 2
     assert s.run({"code": "result = 3"})[1]["result"] == 3
     wait_for(s, "inflight", 0)
-    now, want = settled(s)
+    now, want, _ = s.settled()
     assert now == want
     h1 = s.health()
     assert h1["replaced"] == 1 and h1["zygotes"] != [old_zygote]
@@ -143,7 +124,7 @@ def test_an_audits_handler_is_replaced(server_factory):
     deadline = time.time() + 10  # it exits once the server closes its channel, then is reaped
     while handler in s.health()["handlers"] and time.time() < deadline:
         time.sleep(0.05)
-    now, want = settled(s)
+    now, want, _ = s.settled()
     assert now == want and handler not in now
     assert s.run({"code": "result = 2"})[1]["result"] == 2
 
