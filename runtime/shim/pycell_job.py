@@ -366,6 +366,11 @@ def _read_fd(fd):
     return b"".join(chunks)
 
 
+def report_text(report):
+    """The report's text for fd 4: the one run_job prepared, else its JSON."""
+    return report.pop("text") if "text" in report else dumps(report)
+
+
 def main():
     try:
         boot = loads(_read_fd(3).decode() or "{}")
@@ -373,8 +378,7 @@ def main():
         sys.stderr.write(f"pycell shim: unreadable bootstrap document: {e}\n")
         os._exit(1)
     report = run_job(boot, 4, in_sandbox=True)
-    text = report.pop("text") if "text" in report else dumps(report)
-    _finish(text, 4)
+    _finish(report_text(report), 4)
     os.close(4)
     os._exit(0 if report.get("ok", True) else 1)
 

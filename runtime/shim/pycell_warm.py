@@ -108,7 +108,7 @@ def _probe():
                 "code": "x = 1", "has_input": False, "input": None, "python": _boot.get("python") or {},
                 "checks": True, "imports": [], "packages": []}))
             report = pycell_job.run_job(boot, 4, in_sandbox=True)  # no report: fd 4 is closed
-            report.pop("text", None) or pycell_job.dumps(report)
+            pycell_job.report_text(report)  # made as main() makes it, not written
             data = _pycell_zygote.written_pages()
             while data:
                 data = data[os.write(w, data):]
