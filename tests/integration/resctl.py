@@ -74,3 +74,12 @@ def leased_uid_processes():
         except OSError:
             pass
     return found
+
+
+def alive(pid):
+    """pid exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

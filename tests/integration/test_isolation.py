@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PYCELL, REPO, run_exec
+from resctl import alive
 
 ABLATION = str(REPO / "tests" / "policies" / "ablation.json")
 
@@ -283,14 +284,6 @@ def _descendants(pid):
     return out
 
 
-def _alive(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_sandbox_dies_with_a_killed_pycell():
     import signal
     import time
@@ -304,9 +297,9 @@ def test_sandbox_dies_with_a_killed_pycell():
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_alive(k) for k in kids):
+        while time.monotonic() < deadline and any(alive(k) for k in kids):
             time.sleep(0.05)
-        assert not [k for k in kids if _alive(k)], "sandbox outlived its supervisor"
+        assert not [k for k in kids if alive(k)], "sandbox outlived its supervisor"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from resctl import CG_ROOT, cgroup_version
+from resctl import CG_ROOT, alive, cgroup_version
 from test_warm import ABLATION
 from test_warm_metrics import server_factory, wait_for  # noqa: F401 (fixture)
 
@@ -55,14 +55,6 @@ def fd_kinds(pid):
     assert len(groups) <= 1 and kinds["cgroup files"] <= 4 + 15, (groups, kinds)
     kinds.pop("cgroup files", None)
     return kinds
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_one_handler_runs_job_after_job_and_keeps_nothing(server_factory):
