@@ -30,8 +30,8 @@
  *   job     pid 2, forked by its leader on the leader's stack; it returns
  *           to the zygote's stack (siglongjmp) only once it has its job.
  *           As a spare, it copies the zygote's pages jobs write
- *           (prefault.c), unmounts the zygote's tmpfs, mounts a proc of
- *           its pid namespace, brings lo up and sets the hostname, then
+ *           (prefault.c), mounts a proc of its pid namespace (the
+ *           zygote unmounted its own tmpfs once, unmount_own_tmpfs), brings lo up and sets the hostname, then
  *           waits for the request the zygote forwards to it: mounts a
  *           fresh tmpfs workdir, /tmp and /dev/shm, hands the job's sync
  *           socket to its leader, then:
@@ -301,14 +301,8 @@ static const char *ns_prepare(void)
 {
 	const char *failed;
 
-	/* The zygote's own (unused, empty) tmpfs go, so the job's mount table
-	 * is the cold one: its fresh ones are mounted per job. proc stays
-	 * under the new one: in a user namespace a new proc needs a visible
-	 * one (mounts.c). */
-	for (size_t i = 0; i < sizeof(tmpfs_dirs) / sizeof(tmpfs_dirs[0]); i++) {
-		if (umount2(tmpfs_dirs[i], MNT_DETACH) < 0)
-			return "unmount the zygote's tmpfs";
-	}
+	/* proc stays under the new one: in a user namespace a new proc needs
+	 * a visible one (mounts.c). */
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") < 0)
 		return "mount proc (subset=pid)";
 	if ((failed = lo_up()))
@@ -790,9 +784,27 @@ static int hand_on(const struct pc_warm_req *q, const int *fds)
 	return 0;
 }
 
+/* The zygote's own tmpfs (unused and empty) go once, here, so the job's
+ * mount table is the cold one (its fresh ones are mounted per job) without
+ * each job unmounting them in its copy of our namespace: every umount
+ * waits for an expedited RCU grace period, an IPI to each CPU. */
+static bool unmount_own_tmpfs(void)
+{
+	if (chdir("/") < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(tmpfs_dirs) / sizeof(tmpfs_dirs[0]); i++) {
+		if (umount2(tmpfs_dirs[i], MNT_DETACH) < 0)
+			return false;
+	}
+	return true;
+}
+
 static PyObject *zy_serve(PyObject *self, PyObject *unused)
 {
 	(void)self, (void)unused;
+	/* No "ready" without it: the supervisor reports the zygote's failure. */
+	if (!unmount_own_tmpfs())
+		Py_RETURN_FALSE;
 	/* No zombies: a leader reports to the supervisor, never to us. */
 	signal(SIGCHLD, SIG_IGN);
 	/* sync 3: the zygote is ready */
