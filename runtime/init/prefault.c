@@ -8,24 +8,24 @@
  * a fork that runs the shim's steps on a constant job and reads which of
  * its pages are its own, /proc/self/pagemap "exclusively mapped"), and each
  * spare's job process copies them with MADV_POPULATE_WRITE while it waits
- * for its job: off the job's path, and one system call per run of pages
- * instead of a fault per page. It changes no byte (madvise(2)), so a wrong
- * list costs time, never correctness; a range no longer mapped fails with
- * ENOMEM and is skipped. */
+ * for its job: off the job's path. It writes each page with an atomic OR
+ * of 0, which changes no byte, so a wrong list costs time, never
+ * correctness; a page no longer mapped writable (the zygote freed or
+ * protected it after the probe) faults, and the SIGSEGV/SIGBUS handler
+ * skips the rest of its run. A write fault per page is ~1 us cheaper than
+ * MADV_POPULATE_WRITE, which took one system call per run (~160 runs,
+ * most one or two pages, for the json job's ~250 pages). */
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include "prefault.h"
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 
 #define MAX_RANGES 4096
 
@@ -45,10 +45,37 @@ int pc_prefault_set(const void *data, size_t len)
 	return 0;
 }
 
+static sigjmp_buf skip_run;
+
+static void on_fault(int sig)
+{
+	(void)sig;
+	siglongjmp(skip_run, 1);
+}
+
 void pc_prefault_run(void)
 {
-	for (size_t i = 0; i < n_ranges; i++)
-		madvise((void *)(uintptr_t)ranges[i].start, (size_t)ranges[i].len, MADV_POPULATE_WRITE);
+	/* SA_NODEFER: left by siglongjmp without restoring a mask, the
+	 * handler must not leave SIGSEGV blocked (a blocked SIGSEGV kills). */
+	struct sigaction sa = { .sa_handler = on_fault, .sa_flags = SA_NODEFER }, old_segv, old_bus;
+	volatile size_t i = 0;
+
+	if (sigaction(SIGSEGV, &sa, &old_segv) < 0)
+		return;
+	if (sigaction(SIGBUS, &sa, &old_bus) < 0) {
+		sigaction(SIGSEGV, &old_segv, NULL);
+		return;
+	}
+	if (sigsetjmp(skip_run, 0))
+		i++; /* run i faulted: on with the next */
+	for (; i < n_ranges; i++) {
+		char *p = (char *)(uintptr_t)ranges[i].start, *end = p + ranges[i].len;
+
+		for (; p < end; p += 4096)
+			__atomic_fetch_or(p, 0, __ATOMIC_RELAXED);
+	}
+	sigaction(SIGBUS, &old_bus, NULL);
+	sigaction(SIGSEGV, &old_segv, NULL);
 }
 
 #define PM_PRESENT   (1ULL << 63)

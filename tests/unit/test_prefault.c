@@ -1,0 +1,138 @@
+/* pc_prefault_run: in a fork, each listed page becomes the fork's own copy
+ * with its bytes unchanged; a listed page that is gone or not writable is
+ * skipped without a crash, and the fault handlers are put back as they
+ * were. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "init/prefault.h"
+
+#define PAGE	     4096
+#define PM_EXCLUSIVE (1ULL << 56)
+
+/* Bit 56 of /proc/self/pagemap: the page is mapped by this process only. */
+static int exclusive(const void *page)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	ssize_t n = pread(fd, &e, sizeof(e), (off_t)((uintptr_t)page / PAGE * sizeof(e)));
+
+	close(fd);
+	return n == (ssize_t)sizeof(e) && (e & PM_EXCLUSIVE);
+}
+
+static int set_ranges(const uint64_t *pairs, size_t n)
+{
+	return pc_prefault_set(pairs, n * 2 * sizeof(uint64_t));
+}
+
+/* The child's verdict as its exit status: 0 is a pass, N the failed step. */
+static int in_child(int (*body)(unsigned char *), unsigned char *mem)
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(body(mem));
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static int copies_pages(unsigned char *mem)
+{
+	uint64_t r[] = { (uintptr_t)mem, 4 * PAGE, (uintptr_t)mem + 6 * PAGE, 2 * PAGE };
+
+	if (exclusive(mem) || exclusive(mem + 6 * PAGE))
+		return 1; /* the fork shares them until it writes */
+	if (set_ranges(r, 2) < 0)
+		return 3;
+	pc_prefault_run();
+	for (int i = 0; i < 8; i++) {
+		if (exclusive(mem + i * PAGE) != (i < 4 || i >= 6))
+			return 10 + i;
+	}
+	for (size_t i = 0; i < 8 * PAGE; i++) {
+		if (mem[i] != (unsigned char)(i * 31 + 7))
+			return 2;
+	}
+	return 0;
+}
+
+static void prefault_copies_each_listed_page_and_changes_no_byte(void **state)
+{
+	unsigned char *mem = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(mem != MAP_FAILED);
+	for (size_t i = 0; i < 8 * PAGE; i++)
+		mem[i] = (unsigned char)(i * 31 + 7);
+	assert_int_equal(in_child(copies_pages, mem), 0);
+	munmap(mem, 8 * PAGE);
+}
+
+static int skips_bad_runs(unsigned char *mem)
+{
+	/* page 0 read-only, page 1 unmapped, page 2 PROT_NONE, page 3 fine;
+	 * the last run starts at page 2: its fault skips the rest of it */
+	uint64_t r[] = { (uintptr_t)mem,
+			 PAGE,
+			 (uintptr_t)mem + PAGE,
+			 PAGE,
+			 (uintptr_t)mem + 2 * PAGE,
+			 PAGE,
+			 (uintptr_t)mem + 3 * PAGE,
+			 PAGE,
+			 (uintptr_t)mem + 2 * PAGE,
+			 2 * PAGE };
+	struct sigaction segv, bus, segv_before, bus_before;
+
+	if (mprotect(mem, PAGE, PROT_READ) < 0 || munmap(mem + PAGE, PAGE) < 0 ||
+	    mprotect(mem + 2 * PAGE, PAGE, PROT_NONE) < 0)
+		return 1;
+	if (set_ranges(r, 5) < 0 || sigaction(SIGSEGV, NULL, &segv_before) < 0 ||
+	    sigaction(SIGBUS, NULL, &bus_before) < 0)
+		return 5;
+	pc_prefault_run();
+	if (!exclusive(mem + 3 * PAGE) || mem[3 * PAGE] != 0x5a)
+		return 2; /* the run after the faulting ones was still copied */
+	if (exclusive(mem))
+		return 3;
+	/* cmocka's own handlers, as they were */
+	if (sigaction(SIGSEGV, NULL, &segv) < 0 || sigaction(SIGBUS, NULL, &bus) < 0 ||
+	    segv.sa_handler != segv_before.sa_handler || bus.sa_handler != bus_before.sa_handler)
+		return 4;
+	return 0;
+}
+
+static void prefault_skips_pages_gone_or_not_writable(void **state)
+{
+	unsigned char *mem = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(mem != MAP_FAILED);
+	memset(mem, 0x5a, 4 * PAGE);
+	/* A signal ends the child: its status is not a clean exit 0. */
+	assert_int_equal(in_child(skips_bad_runs, mem), 0);
+	munmap(mem, 4 * PAGE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(prefault_copies_each_listed_page_and_changes_no_byte),
+		cmocka_unit_test(prefault_skips_pages_gone_or_not_writable),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
