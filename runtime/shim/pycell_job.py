@@ -10,6 +10,7 @@ plain builtins, real modules, no hook, so kernel layers can be tested alone.
 Host tests call run_job(bootstrap, report_fd) in a subprocess (an audit hook
 cannot be removed once added, and a tripwire ends the process).
 """
+import gc
 import os
 import sys
 
@@ -335,6 +336,7 @@ def run_job(boot, report_fd, in_sandbox=False):
         sys.addaudithook(hook)
     sys.modules["__main__"] = main  # dataclasses, enum, pickle-by-name find the job's globals
     lines = code.splitlines()
+    gc.enable()  # off while the shim started (pycell_shim.py)
     try:
         if guard:
             arm(compiled)

@@ -7,7 +7,12 @@ It stays tiny on purpose: a script is compiled on every run, while the
 modules it imports (pycell_job, pycell_check, pycell_guard) can come from
 __pycache__. -I leaves this directory off sys.path, so add it by hand.
 """
+import gc
 import sys
+
+# No collections while the shim imports and checks (7 on import alone):
+# nothing it makes is garbage yet. run_job turns it back on for the job.
+gc.disable()
 
 _here = __file__.rpartition("/")[0] or "."
 if _here not in sys.path:

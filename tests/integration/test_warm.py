@@ -597,3 +597,14 @@ def test_audit_evidence_of_a_first_warm_job_matches_cold():
               "Seccomp", "Seccomp_filters", "SigIgn", "SigBlk", "SigCgt", "NSpid", "PPid"):
         assert ws[k] == cs[k], k
     assert _mounts(w["mountinfo"]) == _mounts(c["mountinfo"])
+
+
+def test_a_job_runs_with_the_garbage_collector_on(ablation):
+    # The shim turns the collector off while it starts and checks the code
+    # (pycell_shim.py) and back on for the job (pycell_job.run_job): a cold
+    # and a warm job both see the interpreter's defaults.
+    code = "import gc\nresult = [gc.isenabled(), gc.get_threshold()[0]]"
+    cold = run_job({"code": code}, "--policy", ABLATION)
+    assert cold.json["status"] == "ok" and cold.json["result"] == [True, 700], cold
+    status, warm = ablation.run({"code": code})
+    assert status == 200 and warm["result"] == [True, 700], warm
