@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import PYCELL
-from resctl import ABLATION, CG_ROOT, IS_ROOT, Isolated, cgroup_version
+from resctl import ABLATION, CG_ROOT, IS_ROOT, Isolated, cgroup_version, leased_uid_processes
 
 pytestmark = pytest.mark.skipif(not IS_ROOT or cgroup_version() != 1, reason="needs root on a cgroup v1 host")
 
@@ -60,5 +60,30 @@ def test_cpu_and_cpuacct_as_symlinks_to_one_hierarchy(tmp_path):
                              {"code": "import os\nwhile True:\n    os.fork()", "limits": {"pids": 32}}, links)
         assert bomb["error"]["code"] == "PIDS_LIMIT", bomb
         assert iso.job_groups() == [], "job cgroups left behind"
+    finally:
+        iso.cleanup()
+
+
+def test_a_group_that_cannot_be_made_fails_the_job_and_leaves_nothing(tmp_path):
+    """A read-only cpu hierarchy fails the job's third mkdir, after its
+    memory and pids groups were made: the job is refused with the cgroup
+    named, and those groups, the uid lease and every process are gone."""
+    iso = Isolated(tmp_path)
+    root = tmp_path / "cg"
+    layout = {"memory": "memory", "pids": "pids", "cpu": "cpu", "cpuacct": "cpuacct"}
+    binds = "; ".join(f"mkdir -p {root}/{n} && mount --bind {CG_ROOT}/{r} {root}/{n}" for n, r in layout.items())
+    # the parent exists already, as after any earlier job: only the job's own mkdir fails
+    ro = f"mkdir -p {root}/cpu/{iso.parent} && mount -o remount,bind,ro {root}/cpu"
+    try:
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-ec",
+                            f'{binds}; {ro}; exec "$0" run --policy {ABLATION} -', PYCELL],
+                           input=json.dumps({"code": "print('never')"}).encode(), capture_output=True,
+                           env=dict(iso.env, PYCELL_CGROUP_ROOT=str(root)), timeout=120)
+        doc = json.loads(p.stdout)
+        assert p.returncode != 0 and doc["status"] == "error", doc
+        assert "cgroup" in doc["error"]["message"] and "cpu" in doc["error"]["message"], doc
+        assert doc["stdout"] == "", doc
+        assert iso.job_groups() == [], "job cgroups left behind"
+        assert iso.leases() == [] and leased_uid_processes() == [], "the sandbox was left behind"
     finally:
         iso.cleanup()
