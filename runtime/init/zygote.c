@@ -92,6 +92,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -158,6 +159,37 @@ static void __attribute__((noreturn)) leader_fail(int sync_fd, const char *step,
 	_exit(125);
 }
 
+/* The capabilities left in the bounding set, a bit each. The zygote keeps
+ * only those it holds (shrink_bounding), so a job's leader and job process
+ * each drop those few, not every one with a system call apiece. */
+static uint64_t bounding_left = ~0ULL;
+
+/* Once, before any spare: the zygote never execs, and the bounding set
+ * only limits what an exec or capset could gain. */
+static bool shrink_bounding(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+	uint64_t held, left = 0;
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return false;
+	held = d[0].permitted | (uint64_t)d[1].permitted << 32;
+	for (int v = 0; v < 64; v++) {
+		if (held & (1ULL << v)) {
+			left |= 1ULL << v;
+			continue;
+		}
+		if (prctl(PR_CAPBSET_DROP, v, 0, 0, 0) == 0)
+			continue;
+		if (errno != EINVAL)
+			return false;
+		break; /* past the kernel's last capability */
+	}
+	bounding_left = left;
+	return true;
+}
+
 /* Every capability, for good: the bounding set first (it needs
  * CAP_SETPCAP), securebits locked so nothing is regained (caps.c). Raw
  * system calls: a leader runs this beside the zygote (rawsys.h). */
@@ -171,7 +203,7 @@ static int drop_caps(void)
 	long r;
 
 	for (int v = 0; v < 64; v++) {
-		if ((r = RAWSYS(SYS_prctl, PR_CAPBSET_DROP, v, 0)) < 0 && r != -EINVAL)
+		if ((bounding_left & (1ULL << v)) && (r = RAWSYS(SYS_prctl, PR_CAPBSET_DROP, v, 0)) < 0 && r != -EINVAL)
 			return (int)r;
 	}
 	if ((r = RAWSYS(SYS_prctl, PR_SET_SECUREBITS, bits, 0)) < 0 ||
@@ -802,8 +834,8 @@ static bool unmount_own_tmpfs(void)
 static PyObject *zy_serve(PyObject *self, PyObject *unused)
 {
 	(void)self, (void)unused;
-	/* No "ready" without it: the supervisor reports the zygote's failure. */
-	if (!unmount_own_tmpfs())
+	/* No "ready" without them: the supervisor reports the zygote's failure. */
+	if (!unmount_own_tmpfs() || !shrink_bounding())
 		Py_RETURN_FALSE;
 	/* No zombies: a leader reports to the supervisor, never to us. */
 	signal(SIGCHLD, SIG_IGN);
