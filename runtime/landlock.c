@@ -67,11 +67,15 @@ static uint64_t handled_fs(int abi)
 	return abi >= 5 ? FS_V5 : abi >= 3 ? FS_V3 : abi >= 2 ? FS_V2 : FS_V1;
 }
 
-static int allow_path(int ruleset, const char *path, uint64_t rights, uint64_t handled, struct pc_error *err)
+/* optional: a path that does not exist gets no rule. */
+static int allow_path(int ruleset, const char *path, uint64_t rights, uint64_t handled, bool optional,
+		      struct pc_error *err)
 {
 	struct landlock_path_beneath_attr pb = { .allowed_access = rights & handled };
 	_cleanup_close_ int fd = open(path, O_PATH | O_CLOEXEC);
 
+	if (fd < 0 && optional && errno == ENOENT)
+		return 0;
 	if (fd < 0)
 		return pc_error_set(err, errno, "landlock: open '%s'", path);
 	pb.parent_fd = fd;
@@ -102,16 +106,14 @@ int pc_landlock_setup_child(const struct pc_landlock *l, struct pc_error *err)
 			  l->abi >= 6 ? sizeof(attr) : sizeof(struct landlock_ruleset_attr), 0);
 	if (rs < 0)
 		return pc_error_set(err, errno, "landlock: create ruleset (ABI %d)", l->abi);
-	if ((r = allow_path(rs, "/", READ_RIGHTS, h, err)) < 0)
+	if ((r = allow_path(rs, "/", READ_RIGHTS, h, false, err)) < 0)
 		return r;
 	for (i = 0; i < ARRAY_SIZE(rw); i++) {
-		if (access(rw[i], F_OK) < 0 && errno == ENOENT)
-			continue;
-		if ((r = allow_path(rs, rw[i], h, h, err)) < 0)
+		if ((r = allow_path(rs, rw[i], h, h, true, err)) < 0)
 			return r;
 	}
 	for (i = 0; i < ARRAY_SIZE(devs); i++) {
-		if ((r = allow_path(rs, devs[i], DEV_RIGHTS & FILE_RIGHTS, h, err)) < 0)
+		if ((r = allow_path(rs, devs[i], DEV_RIGHTS & FILE_RIGHTS, h, false, err)) < 0)
 			return r;
 	}
 	if (syscall(SYS_landlock_restrict_self, rs, 0) < 0)
