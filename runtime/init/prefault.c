@@ -7,14 +7,14 @@
  * on the job, so the zygote learns them once from a probe (pycell_warm.py:
  * a fork that runs the shim's steps on a constant job and reads which of
  * its pages are its own, /proc/self/pagemap "exclusively mapped"), and each
- * spare's job process copies them with MADV_POPULATE_WRITE while it waits
- * for its job: off the job's path. It writes each page with an atomic OR
- * of 0, which changes no byte, so a wrong list costs time, never
- * correctness; a page no longer mapped writable (the zygote freed or
- * protected it after the probe) faults, and the SIGSEGV/SIGBUS handler
- * skips the rest of its run. A write fault per page is ~1 us cheaper than
- * MADV_POPULATE_WRITE, which took one system call per run (~160 runs,
- * most one or two pages, for the json job's ~250 pages). */
+ * spare's job process copies them while it waits for its job: off the
+ * job's path. It writes each page with an atomic OR of 0, which changes no
+ * byte, so a wrong list costs time, never correctness; a page no longer
+ * mapped writable (the zygote freed or protected it after the probe)
+ * faults, and the SIGSEGV/SIGBUS handler skips the rest of its run. A
+ * write fault per page costs ~1 us less than the MADV_POPULATE_WRITE per
+ * run it replaced (~160 runs, most of one or two pages, for the json job's
+ * ~250 pages). */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>

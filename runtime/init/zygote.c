@@ -31,7 +31,8 @@
  *           to the zygote's stack (siglongjmp) only once it has its job.
  *           As a spare, it copies the zygote's pages jobs write
  *           (prefault.c), mounts a proc of its pid namespace (the
- *           zygote unmounted its own tmpfs once, unmount_own_tmpfs), brings lo up and sets the hostname, then
+ *           zygote unmounted its own tmpfs once: unmount_own_tmpfs),
+ *           brings lo up and sets the hostname, then
  *           waits for the request the zygote forwards to it: mounts a
  *           fresh tmpfs workdir, /tmp and /dev/shm, hands the job's sync
  *           socket to its leader, then:
@@ -190,9 +191,9 @@ static bool shrink_bounding(void)
 	return true;
 }
 
-/* Every capability, for good: the bounding set first (it needs
- * CAP_SETPCAP), securebits locked so nothing is regained (caps.c). Raw
- * system calls: a leader runs this beside the zygote (rawsys.h). */
+/* Every capability, for good: what is left of the bounding set first (it
+ * needs CAP_SETPCAP), securebits locked so nothing is regained (caps.c).
+ * Raw system calls: a leader runs this beside the zygote (rawsys.h). */
 static int drop_caps(void)
 {
 	const unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
