@@ -138,9 +138,9 @@ bench-warm: all rootfs
 	@$(PYTHON) tools/bench-warm $(BENCH_WARM_ARGS) --json $(BUILD)/bench/warm.json
 
 # prefault.c is pycell-init's and needs no Python: its test links it alone.
-$(BIN)/unit/test_prefault: tests/unit/test_prefault.c runtime/init/prefault.c
+$(BIN)/unit/test_prefault: tests/unit/test_prefault.c runtime/init/prefault.c runtime/init/prefault.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDFLAGS_ALL) $$(pkg-config --libs cmocka)
+	$(CC) $(ALL_CFLAGS) $(filter %.c,$^) -o $@ $(LDFLAGS_ALL) $$(pkg-config --libs cmocka)
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

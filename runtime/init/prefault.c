@@ -9,7 +9,8 @@
  * its pages are its own, /proc/self/pagemap "exclusively mapped"), and each
  * spare's job process copies them while it waits for its job: off the
  * job's path. It writes each page with an atomic OR of 0, which changes no
- * byte, so a wrong list costs time, never correctness; a page no longer
+ * byte, so a wrong list costs time and copied memory (charged like any
+ * other copy), never correctness; a page no longer
  * mapped writable (the zygote freed or protected it after the probe)
  * faults, and the SIGSEGV/SIGBUS handler skips the rest of its run. A
  * write fault per page costs ~1 us less than the MADV_POPULATE_WRITE per
@@ -18,6 +19,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,11 +43,20 @@ int pc_prefault_set(const void *data, size_t len)
 	if (len % sizeof(ranges[0]) || n > MAX_RANGES)
 		return -1;
 	memcpy(ranges, data, len);
+	for (size_t i = 0; i < n; i++) {
+		if (ranges[i].start % 4096 || ranges[i].len % 4096 ||
+		    ranges[i].start + ranges[i].len < ranges[i].start) {
+			n_ranges = 0;
+			return -1;
+		}
+	}
 	n_ranges = n;
 	return 0;
 }
 
 static sigjmp_buf skip_run;
+/* Static: set after the sigsetjmp, read after a siglongjmp. */
+static struct sigaction old_segv, old_bus;
 
 static void on_fault(int sig)
 {
@@ -57,20 +68,26 @@ void pc_prefault_run(void)
 {
 	/* SA_NODEFER: left by siglongjmp without restoring a mask, the
 	 * handler must not leave SIGSEGV blocked (a blocked SIGSEGV kills). */
-	struct sigaction sa = { .sa_handler = on_fault, .sa_flags = SA_NODEFER }, old_segv, old_bus;
+	struct sigaction sa = { .sa_handler = on_fault, .sa_flags = SA_NODEFER };
 	volatile size_t i = 0;
+	volatile bool armed = false;
 
-	if (sigaction(SIGSEGV, &sa, &old_segv) < 0)
-		return;
-	if (sigaction(SIGBUS, &sa, &old_bus) < 0) {
-		sigaction(SIGSEGV, &old_segv, NULL);
-		return;
-	}
 	if (sigsetjmp(skip_run, 0))
 		i++; /* run i faulted: on with the next */
+	if (!armed) {
+		if (sigaction(SIGSEGV, &sa, &old_segv) < 0)
+			return;
+		if (sigaction(SIGBUS, &sa, &old_bus) < 0) {
+			sigaction(SIGSEGV, &old_segv, NULL);
+			return;
+		}
+		armed = true;
+	}
 	for (; i < n_ranges; i++) {
-		char *p = (char *)(uintptr_t)ranges[i].start, *end = p + ranges[i].len;
+		volatile char *p = (volatile char *)(uintptr_t)ranges[i].start, *end = p + ranges[i].len;
 
+		/* volatile: an atomic OR of 0 must stay a write (a compiler may
+		 * turn a plain one into a load, which copies nothing) */
 		for (; p < end; p += 4096)
 			__atomic_fetch_or(p, 0, __ATOMIC_RELAXED);
 	}

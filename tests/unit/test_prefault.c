@@ -1,12 +1,13 @@
 /* pc_prefault_run: in a fork, each listed page becomes the fork's own copy
  * with its bytes unchanged; a listed page that is gone or not writable is
- * skipped without a crash, and the fault handlers are put back as they
- * were. */
+ * skipped without a crash (SIGSEGV or SIGBUS), and the fault handlers are
+ * put back as they were; a range off page boundaries is refused. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -42,8 +43,12 @@ static int in_child(int (*body)(unsigned char *), unsigned char *mem)
 	int status = -1;
 	pid_t pid = fork();
 
-	if (pid == 0)
+	if (pid == 0) {
+		/* Not cmocka's handlers: a fault the code under test lets
+		 * through must end this child, not run the suite in it. */
+		signal(SIGSEGV, SIG_DFL), signal(SIGBUS, SIG_DFL);
 		_exit(body(mem));
+	}
 	assert_true(pid > 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return status;
@@ -108,7 +113,7 @@ static int skips_bad_runs(unsigned char *mem)
 		return 2; /* the run after the faulting ones was still copied */
 	if (exclusive(mem))
 		return 3;
-	/* cmocka's own handlers, as they were */
+	/* the handlers as they were */
 	if (sigaction(SIGSEGV, NULL, &segv) < 0 || sigaction(SIGBUS, NULL, &bus) < 0 ||
 	    segv.sa_handler != segv_before.sa_handler || bus.sa_handler != bus_before.sa_handler)
 		return 4;
@@ -127,11 +132,60 @@ static void prefault_skips_pages_gone_or_not_writable(void **state)
 	munmap(mem, 4 * PAGE);
 }
 
+/* A private file mapping past the file's end: its pages raise SIGBUS. */
+static int skips_pages_past_eof(unsigned char *mem)
+{
+	char path[] = "/tmp/pycell-prefault-XXXXXX";
+	int fd = mkstemp(path);
+	unsigned char *map;
+	uint64_t r[4];
+
+	if (fd < 0)
+		return 1;
+	unlink(path);
+	if (ftruncate(fd, PAGE) < 0 ||
+	    (map = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+		return 2;
+	close(fd);
+	r[0] = (uintptr_t)map + PAGE, r[1] = PAGE; /* past the end: SIGBUS */
+	r[2] = (uintptr_t)mem, r[3] = PAGE;
+	if (set_ranges(r, 2) < 0)
+		return 3;
+	pc_prefault_run();
+	return exclusive(mem) && mem[0] == 0x5a ? 0 : 4;
+}
+
+static void prefault_skips_pages_past_a_files_end(void **state)
+{
+	unsigned char *mem = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)state;
+	assert_true(mem != MAP_FAILED);
+	memset(mem, 0x5a, PAGE);
+	assert_int_equal(in_child(skips_pages_past_eof, mem), 0);
+	munmap(mem, PAGE);
+}
+
+static void prefault_refuses_ranges_off_page_boundaries(void **state)
+{
+	uint64_t unaligned[] = { 4096 + 8, 4096 }, odd_len[] = { 4096, 100 }, wraps[] = { ~0ULL - 4095, 8192 },
+		 fine[] = { 4096, 8192 };
+
+	(void)state;
+	assert_int_equal(set_ranges(unaligned, 1), -1);
+	assert_int_equal(set_ranges(odd_len, 1), -1);
+	assert_int_equal(set_ranges(wraps, 1), -1);
+	assert_int_equal(set_ranges(fine, 1), 0);
+	assert_int_equal(set_ranges(fine, 0), 0); /* empty again */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(prefault_copies_each_listed_page_and_changes_no_byte),
 		cmocka_unit_test(prefault_skips_pages_gone_or_not_writable),
+		cmocka_unit_test(prefault_skips_pages_past_a_files_end),
+		cmocka_unit_test(prefault_refuses_ranges_off_page_boundaries),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
