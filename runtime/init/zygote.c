@@ -835,9 +835,12 @@ static bool unmount_own_tmpfs(void)
 static PyObject *zy_serve(PyObject *self, PyObject *unused)
 {
 	(void)self, (void)unused;
-	/* No "ready" without them: the supervisor reports the zygote's failure. */
-	if (!unmount_own_tmpfs() || !shrink_bounding())
+	/* No "ready" without them: the supervisor reports the step. */
+	if (!unmount_own_tmpfs() || !shrink_bounding()) {
+		send_rec(PC_FD_SYNC, PC_SYNC_ERROR, errno, 0,
+			 "zygote: unmount its own tmpfs or shrink its bounding set", -1);
 		Py_RETURN_FALSE;
+	}
 	/* No zombies: a leader reports to the supervisor, never to us. */
 	signal(SIGCHLD, SIG_IGN);
 	/* sync 3: the zygote is ready */
