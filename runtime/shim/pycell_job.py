@@ -262,6 +262,9 @@ def run_job(boot, report_fd, in_sandbox=False):
     if missing:
         return error("PACKAGE_UNAVAILABLE", "not installed in the rootfs: " + ", ".join(missing),
                      {"packages": missing})
+    # Off while the shim started and parsed (pycell_shim.py); on before the
+    # job's modules are imported and its code runs.
+    gc.enable()
     guard = None
     if checks:
         prep = _take_prepared(python, requested)
@@ -336,7 +339,6 @@ def run_job(boot, report_fd, in_sandbox=False):
         sys.addaudithook(hook)
     sys.modules["__main__"] = main  # dataclasses, enum, pickle-by-name find the job's globals
     lines = code.splitlines()
-    gc.enable()  # off while the shim started (pycell_shim.py)
     try:
         if guard:
             arm(compiled)

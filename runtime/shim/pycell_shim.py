@@ -10,9 +10,10 @@ __pycache__. -I leaves this directory off sys.path, so add it by hand.
 import gc
 import sys
 
-# No collections while the shim imports and checks (7 on import alone):
-# nothing it makes is garbage yet. run_job turns it back on for the job.
-gc.disable()
+# No collections while the shim imports and parses the code (7 on import
+# alone): nothing it makes is garbage yet. run_job turns it back on.
+if __name__ == "__main__":
+    gc.disable()
 
 _here = __file__.rpartition("/")[0] or "."
 if _here not in sys.path:
