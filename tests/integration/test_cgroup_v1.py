@@ -79,9 +79,11 @@ def test_a_group_that_cannot_be_made_fails_the_job_and_leaves_nothing(tmp_path):
                             f'{binds}; {ro}; exec "$0" run --policy {ABLATION} -', PYCELL],
                            input=json.dumps({"code": "print('never')"}).encode(), capture_output=True,
                            env=dict(iso.env, PYCELL_CGROUP_ROOT=str(root)), timeout=120)
+        assert p.stdout, p.stderr
         doc = json.loads(p.stdout)
-        assert p.returncode != 0 and doc["status"] == "error", doc
-        assert "cgroup" in doc["error"]["message"] and "cpu" in doc["error"]["message"], doc
+        assert p.returncode == 125 and doc["error"]["code"] == "INTERNAL_ERROR", doc
+        assert f"mkdir cgroup 'cpu/{iso.parent}/job-" in doc["error"]["message"], doc
+        assert doc["error"]["details"]["errno"] == 30, doc  # EROFS
         assert doc["stdout"] == "", doc
         assert iso.job_groups() == [], "job cgroups left behind"
         assert iso.leases() == [] and leased_uid_processes() == [], "the sandbox was left behind"
