@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,12 +38,25 @@ static int set_ranges(const uint64_t *pairs, size_t n)
 	return pc_prefault_set(pairs, n * 2 * sizeof(uint64_t));
 }
 
-/* The child's verdict as its exit status: 0 is a pass, N the failed step. */
-static int in_child(int (*body)(unsigned char *), unsigned char *mem)
+/* The byte at offset i of the pages copies_pages() is given. */
+static unsigned char pattern(size_t i)
 {
-	int status = -1;
-	pid_t pid = fork();
+	return (unsigned char)(i * 31 + 7);
+}
 
+/* body runs in a fork, on `pages` fresh private pages the parent filled
+ * (with pattern(), or all with 0x5a): its return value is its exit status,
+ * 0 a pass, N the failed step; a signal (a fault let through) fails too. */
+static void passes_in_child(int (*body)(unsigned char *), size_t pages, bool patterned)
+{
+	unsigned char *mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int status = -1;
+	pid_t pid;
+
+	assert_true(mem != MAP_FAILED);
+	for (size_t i = 0; i < pages * PAGE; i++)
+		mem[i] = patterned ? pattern(i) : 0x5a;
+	pid = fork();
 	if (pid == 0) {
 		/* Not cmocka's handlers: a fault the code under test lets
 		 * through must end this child, not run the suite in it. */
@@ -51,7 +65,8 @@ static int in_child(int (*body)(unsigned char *), unsigned char *mem)
 	}
 	assert_true(pid > 0);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return status;
+	assert_int_equal(status, 0);
+	munmap(mem, pages * PAGE);
 }
 
 static int copies_pages(unsigned char *mem)
@@ -68,7 +83,7 @@ static int copies_pages(unsigned char *mem)
 			return 10 + i;
 	}
 	for (size_t i = 0; i < 8 * PAGE; i++) {
-		if (mem[i] != (unsigned char)(i * 31 + 7))
+		if (mem[i] != pattern(i))
 			return 2;
 	}
 	return 0;
@@ -76,14 +91,8 @@ static int copies_pages(unsigned char *mem)
 
 static void prefault_copies_each_listed_page_and_changes_no_byte(void **state)
 {
-	unsigned char *mem = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
 	(void)state;
-	assert_true(mem != MAP_FAILED);
-	for (size_t i = 0; i < 8 * PAGE; i++)
-		mem[i] = (unsigned char)(i * 31 + 7);
-	assert_int_equal(in_child(copies_pages, mem), 0);
-	munmap(mem, 8 * PAGE);
+	passes_in_child(copies_pages, 8, true);
 }
 
 static int skips_bad_runs(unsigned char *mem)
@@ -122,14 +131,8 @@ static int skips_bad_runs(unsigned char *mem)
 
 static void prefault_skips_pages_gone_or_not_writable(void **state)
 {
-	unsigned char *mem = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
 	(void)state;
-	assert_true(mem != MAP_FAILED);
-	memset(mem, 0x5a, 4 * PAGE);
-	/* A signal ends the child: its status is not a clean exit 0. */
-	assert_int_equal(in_child(skips_bad_runs, mem), 0);
-	munmap(mem, 4 * PAGE);
+	passes_in_child(skips_bad_runs, 4, false);
 }
 
 /* A private file mapping past the file's end: its pages raise SIGBUS. */
@@ -157,13 +160,8 @@ static int skips_pages_past_eof(unsigned char *mem)
 
 static void prefault_skips_pages_past_a_files_end(void **state)
 {
-	unsigned char *mem = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
 	(void)state;
-	assert_true(mem != MAP_FAILED);
-	memset(mem, 0x5a, PAGE);
-	assert_int_equal(in_child(skips_pages_past_eof, mem), 0);
-	munmap(mem, PAGE);
+	passes_in_child(skips_pages_past_eof, 1, false);
 }
 
 static void prefault_refuses_ranges_off_page_boundaries(void **state)
