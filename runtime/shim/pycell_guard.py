@@ -10,10 +10,10 @@ functools.update_wrapper's assigned/updated); they are left out or replaced.
 
 The audit hook is armed after the shim has compiled the user's code; it
 writes a SECURITY_ERROR report straight to the result descriptor and calls
-os._exit, so no `except BaseException` in user code can swallow it.
+posix._exit, so no `except BaseException` in user code can swallow it.
 """
 import builtins
-import os
+import posix  # os only where a path is resolved (_realpath): see pycell_job
 import sys
 
 import pycell_check
@@ -227,7 +227,7 @@ class Guard:
                      closefd=True, opener=None):
         if not isinstance(file, (str, bytes)) or opener is not None or closefd is not True:
             raise PermissionError("pycell: open() takes a path under /workspace or /tmp")
-        path = os.path.realpath(os.fsdecode(file))
+        path = _realpath(file)
         if not any(path == r or path.startswith(r + "/") for r in WRITABLE_ROOTS):
             raise PermissionError(f"pycell: open() is limited to /workspace and /tmp, not {path!r}")
         return builtins.open(path, mode, buffering, encoding, errors, newline)
@@ -292,7 +292,7 @@ DENIED_PREFIXES = ("ctypes.", "_posixsubprocess", "os.exec", "os.spawn", "os.pos
 CTYPES_NEVER = frozenset(("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function",
                           "ctypes.PyObj_FromPtr", "ctypes.string_at", "ctypes.wstring_at"))
 CODE_EVENTS = frozenset(("compile", "exec", "marshal.loads", "marshal.load", "marshal.dumps"))
-OPEN_WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+OPEN_WRITE = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
 SOCKET_ADDR_EVENTS = frozenset(("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"))
 LOOPBACK = frozenset(("127.0.0.1", "::1", "localhost", ""))
 
@@ -304,21 +304,30 @@ class ReportToken:
     silent. The process that took it keeps the right to report."""
 
     def __init__(self):
-        self.r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        os.write(w, b"x")
-        os.close(w)
+        self.r, w = posix.pipe2(posix.O_NONBLOCK | posix.O_CLOEXEC)
+        posix.write(w, b"x")
+        posix.close(w)
         self.holder = None
 
     def claim(self):
-        if self.holder == os.getpid():
+        if self.holder == posix.getpid():
             return True
         try:
-            got = os.read(self.r, 1) == b"x"
+            got = posix.read(self.r, 1) == b"x"
         except OSError:
             got = False
         if got:
-            self.holder = os.getpid()
+            self.holder = posix.getpid()
         return got
+
+
+def _realpath(path):
+    """os.path.realpath(os.fsdecode(path)); os is imported on the first call,
+    as a job opens a file (inside the audit hook its import raises no event
+    the hook acts on)."""
+    import os
+
+    return os.path.realpath(os.fsdecode(path))
 
 
 def write_security_report(fd, violation):
@@ -328,7 +337,7 @@ def write_security_report(fd, violation):
     doc = ('{"ok":false,"error":{"code":"SECURITY_ERROR","message":"runtime policy violation: %s",'
            '"details":{"violations":["%s"],"layer":"audit"}}}' % (v, v))
     try:
-        os.write(fd, doc.encode())
+        posix.write(fd, doc.encode())
     except OSError:
         pass
 
@@ -342,7 +351,7 @@ def make_audit_hook(report_fd, trusted_files, allow=(), in_sandbox=False, token=
     # code object, whose one exec the shim is about to perform
     state = [False, False, None]
     getframe = sys._getframe
-    _exit, getpid, kill, first_pid = os._exit, os.getpid, os.kill, os.getpid()
+    _exit, getpid, kill, first_pid = posix._exit, posix.getpid, posix.kill, posix.getpid()
     flush = (sys.stdout.flush, sys.stderr.flush)
 
     def trip(event):
@@ -417,7 +426,7 @@ def _check_open(args, trip, report_fd):
     if not writing:
         return
     try:
-        p = os.path.realpath(os.fsdecode(path))
+        p = _realpath(path)
     except Exception:
         trip("open")
         return
