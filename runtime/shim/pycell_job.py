@@ -263,7 +263,11 @@ def run_job(boot, report_fd, in_sandbox=False):
         return error("PACKAGE_UNAVAILABLE", "not installed in the rootfs: " + ", ".join(missing),
                      {"packages": missing})
     # Off while the shim started and parsed (pycell_shim.py); on before the
-    # job's modules are imported and its code runs.
+    # job's modules are imported and its code runs. What exists by now (the
+    # interpreter's start, the shim) lives as long as the process: frozen,
+    # the job's older-generation collections never walk it (`import json`
+    # ~0.5-1 ms less; bare python3 pays that walk).
+    gc.freeze()
     gc.enable()
     guard = None
     if checks:
