@@ -124,7 +124,8 @@ class Guard:
         self.report_fd = report_fd
         self.proxies = {}
         self.real_import = builtins.__import__
-        self.input_text = None
+        self.input_text = None  # the input's JSON text, or None: read from input_fd
+        self.input_fd = None  # in a sandbox: fd 0, the sealed memfd holding the input's JSON
         self.input_used = False
         self.blocked = self._blocked_values()
         self.ready_builtins = None  # prepare_guard()
@@ -233,9 +234,11 @@ class Guard:
         return builtins.open(path, mode, buffering, encoding, errors, newline)
 
     def guarded_input(self, prompt=None):
-        if self.input_used or self.input_text is None:
+        if self.input_used or (self.input_text is None and self.input_fd is None):
             raise EOFError("pycell: input() reads the job's input (as JSON) once")
         self.input_used = True
+        if self.input_text is None:
+            self.input_text = _read_at_start(self.input_fd)
         return self.input_text
 
     def builtins_dict(self):
@@ -319,6 +322,22 @@ class ReportToken:
         if got:
             self.holder = posix.getpid()
         return got
+
+
+def _read_at_start(fd):
+    """The whole file from offset 0 (pread: where sys.stdin has read to does
+    not matter), as text; EOFError if the job closed or replaced it."""
+    chunks, off = [], 0
+    try:
+        while True:
+            b = posix.pread(fd, 1 << 16, off)
+            if not b:
+                break
+            chunks.append(b)
+            off += len(b)
+        return b"".join(chunks).decode()
+    except (OSError, UnicodeDecodeError):
+        raise EOFError("pycell: the job's input is no longer on its stdin") from None
 
 
 def _realpath(path):

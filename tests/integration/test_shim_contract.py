@@ -1,6 +1,8 @@
 """The shim's side of the job contract through `pycell run`: one test per
 violation kind with the exact reason, and the SYNTAX_ERROR, RUNTIME_ERROR,
 RESULT_INVALID, final_answer, input and ablation behaviours."""
+import json
+
 import pytest
 
 from conftest import REPO, run_exec, run_job
@@ -115,6 +117,23 @@ def test_input_data_and_files():
     r = run_job({"code": "result = [input_data['n'] + 1, open('a.txt').read()]", "input": {"n": 1},
                  "files": {"a.txt": "hello"}})
     assert r.json["result"] == [2, "hello"], r
+
+
+LOOSE = str(REPO / "tests" / "escapes" / "loose.json")  # input() not denied
+
+
+def test_input_returns_the_input_json_once():
+    # The input as the supervisor wrote it to the job's stdin, read when
+    # asked: what the job did to input_data before does not show.
+    value = {"rows": [1, 2.5, "x\u00e9", None], "n": 3}
+    code = "input_data['n'] = 4\nt = input()\ntry:\n    input()\n    again = 'read'\n" \
+        "except EOFError:\n    again = 'EOFError'\nresult = [t, again]"
+    r = run_job({"code": code, "input": value}, "--policy", LOOSE)
+    assert r.json["status"] == "ok", r
+    text, again = r.json["result"]
+    assert json.loads(text) == value and again == "EOFError", r
+    r = run_job({"code": "input()"}, "--policy", LOOSE)
+    assert r.code == "RUNTIME_ERROR" and "EOFError" in r.json["error"]["message"], r
 
 
 def test_printing_cannot_forge_a_result():
