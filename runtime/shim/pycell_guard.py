@@ -343,7 +343,9 @@ def _read_at_start(fd):
 def _realpath(path):
     """os.path.realpath(os.fsdecode(path)); os is imported on the first call,
     as a job opens a file (inside the audit hook its import raises no event
-    the hook acts on)."""
+    the hook acts on). Code that could put its own "os" in sys.modules first
+    could as well patch the real one's path.realpath, so binding os at start
+    would not be stronger (no shipped policy lets a job reach sys.modules)."""
     import os
 
     return os.path.realpath(os.fsdecode(path))
