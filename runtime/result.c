@@ -333,6 +333,9 @@ json_object *pc_result_build(const struct pc_run *r, int *exit_status)
 	/* cpu_ms and peak_memory_bytes come from the job's cgroup. */
 	json_object_object_add(metrics, "cpu_ms", NULL);
 	json_object_object_add(metrics, "setup_ms", ms_json((double)r->setup_ns / 1e6));
+	/* Cold: the part of setup_ms before the interpreter starts. */
+	if (r->sandbox_ns > 0)
+		json_object_object_add(metrics, "sandbox_ms", ms_json((double)r->sandbox_ns / 1e6));
 	json_object_object_add(metrics, "peak_memory_bytes", NULL);
 	json_object_object_add(metrics, "stdout_bytes", json_object_new_int64((int64_t)r->out.total));
 	json_object_object_add(metrics, "stderr_bytes", json_object_new_int64((int64_t)r->err.total));

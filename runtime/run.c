@@ -188,6 +188,8 @@ int pc_run_job(struct pc_run *r)
 		goto setup_failed;
 	pc_image_close(&img); /* the job's mount namespace holds the image now */
 	r->setup_ns = now_ns() - t0;
+	if (sb.forked_ns > t0)
+		r->sandbox_ns = sb.forked_ns - t0;
 	pc_run_trace(r, "setup", true, t0);
 	if (r->on_started)
 		r->on_started(r, r->on_started_arg);

@@ -51,6 +51,7 @@ struct pc_run {
 	bool seccomp_cached;	     /* the filter came from the BPF cache */
 	struct pc_landlock landlock; /* enabled, or why it was skipped */
 	long long setup_ns, wall_ns;
+	long long sandbox_ns; /* within setup_ns: until pid 1 forked the job process; 0 unknown */
 	struct pc_trace trace[PC_MAX_TRACE];
 	int n_trace;
 };

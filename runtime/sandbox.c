@@ -327,8 +327,10 @@ static int wait_exec(struct pc_sandbox *sb, struct pc_error *err)
 			return pc_error_set(err, 0, "sandbox child exited during setup without reporting a step");
 		if (m.type == PC_SYNC_ERROR) /* sync 2 */
 			return pc_error_set(err, m.errnum, "%s", m.msg);
-		if (m.type == PC_SYNC_EXEC_OK) /* sync 3 */
+		if (m.type == PC_SYNC_EXEC_OK) { /* sync 3 */
+			sb->forked_ns = m.forked_ns;
 			return 0;
+		}
 	}
 }
 

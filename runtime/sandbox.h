@@ -56,7 +56,8 @@ struct pc_sandbox {
 	int out_fd; /* read ends, non-blocking */
 	int err_fd;
 	int result_fd;
-	int notify_fd; /* seccomp user-notification listener, -1 if none */
+	int notify_fd;	     /* seccomp user-notification listener, -1 if none */
+	long long forked_ns; /* now_ns() clock: pid 1 forked the job process; 0 unknown */
 	struct pc_caps caps;
 };
 

@@ -18,8 +18,10 @@ enum pc_sync_type {
 struct pc_sync_msg {
 	int32_t type;
 	int32_t errnum;
-	int32_t status; /* PC_SYNC_EXIT: waitpid() status of the job process */
-	char msg[512];	/* PC_SYNC_ERROR: "step: detail" */
+	int32_t status;	   /* PC_SYNC_EXIT: waitpid() status of the job process */
+	char msg[512];	   /* PC_SYNC_ERROR: "step: detail" */
+	int64_t forked_ns; /* PC_SYNC_EXEC_OK from a cold pid 1: CLOCK_MONOTONIC when it
+			    * forked the job process (namespaces share that clock); else 0 */
 };
 
 /* The fixed descriptor layout inside the sandbox. */

@@ -54,6 +54,9 @@ def test_result_shape_ok():
     assert res["exit_code"] == 0 and res["signal"] is None and res["timed_out"] is False
     assert res["metrics"]["stdout_bytes"] == 3
     assert res["metrics"]["wall_ms"] > 0 and res["metrics"]["setup_ms"] > 0
+    # A cold run's setup before the interpreter starts (pid 1's fork of
+    # the job process, on the clock both sides share) is a part of setup.
+    assert 0 < res["metrics"]["sandbox_ms"] < res["metrics"]["setup_ms"]
     assert res["policy"] == "default"
     assert res["execution_mode"] == "inline_code"
     assert [t["phase"] for t in res["trace"]] == ["policy", "validate", "setup", "execute", "finalize"]
@@ -72,6 +75,7 @@ def test_refused_job_has_full_shape():
     assert RESULT_KEYS <= set(r.json)
     assert r.json["id"] == "r1"
     assert r.json["limits"]["wall_ms"] == 10000
+    assert "sandbox_ms" not in r.json["metrics"]  # no sandbox was made
     assert r.json["trace"][-1] == {"phase": "validate", "ok": False, "ms": r.json["trace"][-1]["ms"]}
 
 
