@@ -164,7 +164,6 @@ test: test-unit test-integration
 test-cgroup2: all rootfs-test
 	tools/cgroup2-vm/run-tests
 
-# valgrind cannot run an ASan binary: that check belongs to `make test`.
 # Deselected here, run by `make test`: valgrind cannot run an ASan binary, and
 # ASan's allocator keeps freed memory in quarantine, so the check that a
 # parsed job's heap goes back to the kernel (glibc's malloc_trim) cannot hold.

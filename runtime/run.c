@@ -188,7 +188,8 @@ int pc_run_job(struct pc_run *r)
 		goto setup_failed;
 	pc_image_close(&img); /* the job's mount namespace holds the image now */
 	r->setup_ns = now_ns() - t0;
-	if (sb.forked_ns > t0)
+	/* pid 1's clock reading, kept only if it falls inside our setup. */
+	if (sb.forked_ns > t0 && sb.forked_ns - t0 < r->setup_ns)
 		r->sandbox_ns = sb.forked_ns - t0;
 	pc_run_trace(r, "setup", true, t0);
 	if (r->on_started)
