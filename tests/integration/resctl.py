@@ -83,3 +83,9 @@ def alive(pid):
     except OSError:
         return False
     return state != "Z"
+
+
+def children(pid):
+    """pid's children (a single-threaded process: its main thread's list)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(x) for x in f.read().split()}

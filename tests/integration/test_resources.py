@@ -7,12 +7,11 @@ import os
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from conftest import MUST_WORK, PYCELL, run_job
-from resctl import ABLATION, IS_ROOT, UID_BASE, UID_COUNT, Isolated, cgroup_version
+from resctl import ABLATION, IS_ROOT, UID_BASE, UID_COUNT, Isolated, cgroup_version, children
 
 MiB = 1024 * 1024
 HAVE_CG = IS_ROOT and cgroup_version() in (1, 2)
@@ -215,12 +214,11 @@ def test_supervisor_gives_back_a_large_inputs_parse_tree(iso, tmp_path):
     p = subprocess.Popen([PYCELL, "run", "--policy", ABLATION, str(path)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=iso.env)
     try:
-        children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
         for _ in range(400):  # until the sandbox exists (the parse is done)
-            if children.read_text().strip():
+            if children(p.pid):
                 break
             time.sleep(0.01)
-        assert children.read_text().strip(), "no sandbox started"
+        assert children(p.pid), "no sandbox started"
         time.sleep(0.3)
         rss = _rss_anon_kib(p.pid)
     finally:

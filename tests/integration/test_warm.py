@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PYCELL, REPO, run_job
-from resctl import IS_ROOT, Isolated
+from resctl import IS_ROOT, Isolated, children
 
 ABLATION = str(REPO / "tests" / "policies" / "ablation.json")
 CGROUP_V1 = Path("/sys/fs/cgroup/memory/pycell")
@@ -105,12 +105,6 @@ def our_cgroups():
     if not CGROUP_V1.is_dir():
         return set()
     return {p.name for p in CGROUP_V1.iterdir() if p.is_dir() and p.name.startswith("job-")}
-
-
-def children(pid):
-    """pid's children (a single-threaded process: its main thread's list)."""
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return {int(x) for x in f.read().split()}
 
 
 def descendants(pid):
