@@ -58,6 +58,24 @@ def normalise(root: Path):
             os.utime(p, (EPOCH, EPOCH), follow_symlinks=False)
 
 
+HOST_LIB = Path("/lib/x86_64-linux-gnu/libmnl.so.0")  # any small library (libmnl-dev is a build dependency)
+FAKE_LIB = "lib/x86_64-linux-gnu/libmnl.so.0"
+
+
+def _ld_cache(root):
+    """The loader's cache of `root`, as build-rootfs writes it."""
+    (root / "etc/ld.so.conf").write_text("/lib/x86_64-linux-gnu\n")
+    subprocess.run([shutil.which("ldconfig") or "/sbin/ldconfig", "-X", "-r", str(root)], check=True)
+
+
+def _stale_ld_cache(root):
+    lib = root / FAKE_LIB
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(HOST_LIB.resolve(), lib)
+    _ld_cache(root)
+    lib.unlink()
+
+
 @pytest.fixture
 def fake(tmp_path):
     """A minimal tree that passes every rule, with a fresh manifest."""
@@ -79,6 +97,7 @@ def fake(tmp_path):
     for d in ("workspace", "tmp", "dev", "proc", ".pycell", "etc"):
         (root / d).mkdir()
     (root / "etc/passwd").write_text("root:x:0:0::/:/nonexistent\n")
+    _ld_cache(root)
     normalise(root)
     tool("manifest", "--write", root, check=0)
     return root
@@ -86,7 +105,7 @@ def fake(tmp_path):
 
 def test_good_fake_tree_verifies(fake):
     r = tool("verify", fake, check=0)
-    assert "all 12 hardening rules pass" in r.stdout
+    assert "all 13 hardening rules pass" in r.stdout
     m = json.loads(Path(f"{fake}.manifest.json").read_text())
     assert m["python"] == "3.11" and m["source_date_epoch"] == EPOCH
     assert m["python_distributions"] == [{"name": "six", "version": "1.16.0"}]
@@ -137,6 +156,8 @@ BAD = {
     "turtle": ("no-test-suites", lambda r: _file(r, f"{LIB}/turtle.py", mode=0o644), f"/{LIB}/turtle.py"),
     "no-pyc": ("bytecode", lambda r: _file(r, f"{LIB}/fresh.py", mode=0o644), f"/{LIB}/fresh.py"),
     "checked-pyc": ("bytecode", lambda r: pyc_for(r / LIB / "os.py", flags=0b11), f"/{LIB}/os.py"),
+    "no-ld-cache": ("ld-cache", lambda r: (r / "etc/ld.so.cache").unlink(), "/etc/ld.so.cache"),
+    "stale-ld-cache": ("ld-cache", _stale_ld_cache, f"/etc/ld.so.cache -> /{FAKE_LIB}"),
 }
 
 

@@ -61,8 +61,9 @@ def in_image(root, *args, **kw):
     if os.geteuid() != 0:
         not_available("chroot needs root")
     chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    env = kw.pop("env", {})
     return subprocess.run([chroot, str(root), f"/usr/bin/{PY}", "-I", "-S", "-B", *args],
-                          capture_output=True, text=True, timeout=60, env={}, **kw)
+                          capture_output=True, text=True, timeout=60, env=env, **kw)
 
 
 def test_no_shells(entries):
@@ -172,6 +173,15 @@ def test_stdlib_imports(root):
     code = f"import {', '.join(STDLIB_IMPORTS)}; print('ok')"
     r = in_image(root, "-c", code)
     assert (r.returncode, r.stdout.strip()) == (0, "ok"), r.stderr
+
+
+def test_libraries_come_from_the_loaders_cache(root):
+    # Every library the interpreter and the stdlib's extension modules load
+    # is found through /etc/ld.so.cache: no directory is searched.
+    r = in_image(root, "-c", f"import {', '.join(STDLIB_IMPORTS)}", env={"LD_DEBUG": "libs"})
+    assert r.returncode == 0, r.stderr
+    assert "search cache=/etc/ld.so.cache" in r.stderr, r.stderr
+    assert "search path=" not in r.stderr, r.stderr
 
 
 def test_imports_load_the_pyc(root):
