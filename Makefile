@@ -36,7 +36,7 @@ PROBE_SRC := $(wildcard tests/probe/*.c)
 
 .PHONY: all deps rootfs rootfs-test demo test test-unit test-integration asan test-asan \
         install clean format check-format analyze
-all: $(BIN)/pycell $(BIN)/pycell-init $(if $(PROBE_SRC),$(BIN)/pycell-probe) $(BUILD)/.shim-pyc
+all: $(BIN)/pycell $(BIN)/pycell-init $(if $(PROBE_SRC),$(BIN)/pycell-probe) $(BIN)/bench-floor-chain $(BUILD)/.shim-pyc
 
 # The shim is mounted read-only and jobs run without writing bytecode, so
 # compile it here (same 3.11 magic as the rootfs): ~8 ms less per job.
@@ -92,6 +92,11 @@ $(OBJ)/exec_filter.o: ALL_CFLAGS += $(EMBED_DEFS)
 # The audit evidence job is .incbin'd into this object.
 $(OBJ)/audit_evidence.o $(ASANDIR)/obj/audit_evidence.o: runtime/audit/evidence.py
 $(ASANDIR)/obj/exec_filter.o: PKG_CFLAGS += $(EMBED_DEFS)
+
+# tools/bench-floor's timing half: the setup steps' kernel cost, nothing else.
+$(BIN)/bench-floor-chain: tools/floor/floor.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(HARDEN) $< -o $@ $(LDFLAGS_ALL)
 
 # The probe is static so it runs in any rootfs (tests' ablation mode).
 $(BIN)/pycell-probe: $(PROBE_SRC)
@@ -212,10 +217,10 @@ install: all
 	  cp -a $(BUILD)/rootfs/minimal $(DESTDIR)$(PREFIX)/share/pycell/rootfs/; fi
 
 format:
-	clang-format -i runtime/*.[ch] runtime/init/*.[ch] tests/unit/*.c
+	clang-format -i runtime/*.[ch] runtime/init/*.[ch] tests/unit/*.c tools/floor/*.c
 
 check-format:
-	clang-format --dry-run --Werror runtime/*.[ch] runtime/init/*.[ch] tests/unit/*.c
+	clang-format --dry-run --Werror runtime/*.[ch] runtime/init/*.[ch] tests/unit/*.c tools/floor/*.c
 
 analyze:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Iruntime runtime
