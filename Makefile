@@ -84,7 +84,7 @@ else
 INIT_PY_CFLAGS = $(shell pkg-config --cflags python3-embed)
 INIT_PY_LDFLAGS = $(LDFLAGS_ALL) $(shell pkg-config --libs python3-embed)
 endif
-$(BIN)/pycell-init: $(INIT_SRC) $(wildcard runtime/init/*.h) runtime/sync.h runtime/landlock.c runtime/error.c
+$(BIN)/pycell-init: $(INIT_SRC) $(wildcard runtime/init/*.h) runtime/sync.h runtime/landlock.c runtime/error.c runtime/util.c
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CFLAGS) $(HARDEN) $(INIT_PY_CFLAGS) -iquote runtime $(INIT_SRC) -o $@ $(INIT_PY_LDFLAGS)
 EMBED_DEFS := -DPC_PYTHON_VERSION='"$(PY_EMBED_VERSION)"' -DPC_MULTIARCH='"$(shell $(CC) -print-multiarch)"'

@@ -29,26 +29,18 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "embed.h"
 #include "sync.h"
+#include "util.h"
 #include "zygote.h"
 
 /* BPF_MAXINSNS (linux/bpf_common.h): the kernel refuses longer programs. */
 static struct sock_filter filter_insns[BPF_MAXINSNS];
 
-/* When the job process was forked: the end of the sandbox's setup. */
+/* When the job process was forked (now_ns): the end of the sandbox's setup. */
 static int64_t forked_ns;
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void send_msg(int type, int errnum, int status, const char *msg)
 {
@@ -118,7 +110,7 @@ static pid_t spawn_job(char **argv, const char *script, const struct sock_fprog 
 
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		fail("pipe", errno);
-	forked_ns = mono_ns();
+	forked_ns = now_ns();
 	pid = fork();
 	if (pid < 0)
 		fail("fork job process", errno);
