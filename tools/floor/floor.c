@@ -21,6 +21,7 @@
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,42 +252,48 @@ static int one_round(const char *root, const struct sock_fprog *prog, struct rou
 	return r->error[0] ? -1 : 0;
 }
 
-static int cgroups(struct round *r, int *n_out)
-{
-	char path[256];
-	const char *name = "pycell-floor";
-	double t = now_us();
-	int n = 0;
+/* The job's groups: one per v1 hierarchy present, else one v2 group.
+ * Found once, outside the timed span. */
+struct groups {
+	char path[4][256];
+	int n;
+	bool v1;
+};
 
+static void find_groups(struct groups *g)
+{
+	char procs[256];
+
+	memset(g, 0, sizeof(*g));
 	for (size_t i = 0; i < sizeof(v1_controllers) / sizeof(*v1_controllers); i++) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/cgroup.procs", v1_controllers[i]);
-		if (access(path, F_OK) < 0)
-			continue;
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s-%d", v1_controllers[i], name, getpid());
-		if (mkdir(path, 0755) < 0)
-			return fail(r, "mkdir cgroup");
-		n++;
+		snprintf(procs, sizeof(procs), "/sys/fs/cgroup/%s/cgroup.procs", v1_controllers[i]);
+		if (access(procs, F_OK) == 0)
+			snprintf(g->path[g->n++], sizeof(g->path[0]), "/sys/fs/cgroup/%s/pycell-floor-%d",
+				 v1_controllers[i], getpid());
 	}
-	if (n == 0) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s-%d", name, getpid());
-		if (mkdir(path, 0755) < 0)
-			return fail(r, "mkdir cgroup");
-	}
+	g->v1 = g->n > 0;
+	if (!g->v1)
+		snprintf(g->path[g->n++], sizeof(g->path[0]), "/sys/fs/cgroup/pycell-floor-%d", getpid());
+}
+
+/* Makes and removes the groups; whatever was made is removed on failure. */
+static int cgroups(const struct groups *g, struct round *r)
+{
+	double t = now_us();
+	int made = 0, rc = 0;
+
+	while (made < g->n && mkdir(g->path[made], 0755) == 0)
+		made++;
+	if (made < g->n)
+		rc = fail(r, "mkdir cgroup");
 	r->us[S_CGROUPS] = now_us() - t;
 	t = now_us();
-	for (size_t i = 0; i < sizeof(v1_controllers) / sizeof(*v1_controllers) && n; i++) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s-%d", v1_controllers[i], name, getpid());
-		if (rmdir(path) < 0 && errno != ENOENT)
-			return fail(r, "rmdir cgroup");
-	}
-	if (n == 0) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s-%d", name, getpid());
-		if (rmdir(path) < 0)
-			return fail(r, "rmdir cgroup");
+	while (made > 0) {
+		if (rmdir(g->path[--made]) < 0 && rc == 0)
+			rc = fail(r, "rmdir cgroup");
 	}
 	r->us[S_CGROUPS_RM] = now_us() - t;
-	*n_out = n;
-	return 0;
+	return rc;
 }
 
 /* fork+exec+wait of /bin/true and, for the difference, fork+_exit+wait. */
@@ -339,7 +346,8 @@ int main(int argc, char **argv)
 	struct sock_fprog prog = { 0 };
 	const char *root = NULL, *bpf = NULL;
 	struct round *rounds;
-	int runs = 40, n_v1 = 0;
+	struct groups groups;
+	int runs = 40;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--runs") == 0)
@@ -355,19 +363,20 @@ int main(int argc, char **argv)
 	}
 	if (bpf && read_bpf(bpf, &prog) < 0)
 		return 1;
+	find_groups(&groups);
 	rounds = calloc((size_t)runs, sizeof(*rounds));
 	if (!rounds)
 		return 1;
 	for (int i = 0; i < runs; i++) {
 		struct round *r = &rounds[i];
 
-		if (one_round(root, &prog, r) < 0 || cgroups(r, &n_v1) < 0 || exec_cost(r) < 0) {
+		if (one_round(root, &prog, r) < 0 || cgroups(&groups, r) < 0 || exec_cost(r) < 0) {
 			fprintf(stderr, "bench-floor-chain: %s\n", r->error);
 			return 1;
 		}
 	}
 	printf("{\"bpf_instructions\": %u, \"cgroups\": \"%s\", \"steps\": {", prog.len,
-	       n_v1 ? "v1: memory, pids, cpu, cpuacct" : "v2: one group");
+	       groups.v1 ? "v1: memory, pids, cpu, cpuacct" : "v2: one group");
 	for (int s = 0; s < NSTEPS; s++) {
 		if (s == S_SECCOMP && !prog.len)
 			continue;
